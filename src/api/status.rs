@@ -1,0 +1,242 @@
+//! `CodeBuildRunStatus`: the build as CodeBuild reports it, in the API's names, plus the
+//! operator's own bookkeeping (the start attempt, observedGeneration, conditions).
+//!
+//! Status values that come from AWS (buildStatus, phaseType, ...) are plain strings, not
+//! enums: the service may add values, and an unknown value must never make an object
+//! unreadable.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The observed state of a CodeBuildRun.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CodeBuildRunStatus {
+    /// The `metadata.generation` this status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Succeeded (the build's outcome: Unknown while it runs), Ready (True only once the
+    /// build succeeded), Reconciling (work in progress) and Stalled (terminal failure or an
+    /// error that needs a change to the object).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The StartBuild attempt, recorded before StartBuild is called so that a crash at any
+    /// instant can never lead to a second build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_attempt: Option<StartAttempt>,
+
+    /// The build, as CodeBuild last reported it.
+    #[serde(flatten)]
+    pub build: BuildInfo,
+
+    /// The chain of automatic retries, oldest first, when CodeBuild retried the build. The
+    /// fields above describe the last build of the chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<Vec<RetriedBuild>>,
+}
+
+/// The members of a CodeBuild `Build` that are mirrored into status, in the API's names.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildInfo {
+    /// The build's id, `<project>:<uuid>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+    /// The build's ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_arn: Option<String>,
+    /// The build's number within its project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_number: Option<i64>,
+    /// SUCCEEDED, FAILED, FAULT, TIMED_OUT, IN_PROGRESS or STOPPED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_status: Option<String>,
+    /// The phase the build is in (SUBMITTED ... COMPLETED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_phase: Option<String>,
+    /// Whether the build has finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_complete: Option<bool>,
+    /// When the build started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the build ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Time>,
+    /// The source version the build was asked to build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
+    /// The commit (or S3 object version) actually built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_source_version: Option<String>,
+    /// Every phase so far, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases: Option<Vec<BuildPhase>>,
+    /// Where the primary artifacts are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<BuildArtifacts>,
+    /// Where the secondary artifacts are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_artifacts: Option<Vec<BuildArtifacts>>,
+    /// Where the logs are, with links to the console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<LogsLocation>,
+    /// Variables the buildspec exported (`env.exported-variables`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exported_environment_variables: Option<Vec<ExportedEnvironmentVariable>>,
+    /// ARNs of the test and coverage reports of the build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_arns: Option<Vec<String>>,
+    /// CodeBuild's automatic retries of this build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_retry_config: Option<AutoRetryConfig>,
+}
+
+/// The record of a StartBuild call, written before the call is made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartAttempt {
+    /// The idempotency token sent with StartBuild.
+    pub idempotency_token: String,
+    /// When the attempt was recorded; the token is valid for 5 minutes from then.
+    pub time: Time,
+    /// The AWS Region the build is started in.
+    pub region: String,
+}
+
+/// One phase of a build.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildPhase {
+    /// SUBMITTED, QUEUED, PROVISIONING, DOWNLOAD_SOURCE, INSTALL, PRE_BUILD, BUILD,
+    /// POST_BUILD, UPLOAD_ARTIFACTS, FINALIZING or COMPLETED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_type: Option<String>,
+    /// How the phase ended: SUCCEEDED, FAILED, FAULT, TIMED_OUT, IN_PROGRESS or STOPPED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_status: Option<String>,
+    /// When the phase started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the phase ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Time>,
+    /// How long the phase took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_in_seconds: Option<i64>,
+    /// Why the phase ended as it did (status code and message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contexts: Option<Vec<PhaseContext>>,
+}
+
+/// A reason attached to a phase.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseContext {
+    /// The status code, for example COMMAND_EXECUTION_ERROR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<String>,
+    /// What happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Where a build put an artifact.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildArtifacts {
+    /// The artifact's location, an S3 ARN such as `arn:aws:s3:::bucket/path/name.zip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// SHA-256 of the artifact (ZIP packaging only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256sum: Option<String>,
+    /// MD5 of the artifact (ZIP packaging only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5sum: Option<String>,
+    /// Whether the buildspec's name replaced the artifact's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_artifact_name: Option<bool>,
+    /// Whether the artifact is stored unencrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_disabled: Option<bool>,
+    /// The artifact's identifier (secondary artifacts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_identifier: Option<String>,
+    /// Access the bucket owner has: NONE, READ_ONLY or FULL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_owner_access: Option<String>,
+}
+
+/// Where a build's logs are. Only locations and links: the operator never copies log
+/// contents.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogsLocation {
+    /// The CloudWatch Logs group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
+    /// The CloudWatch Logs stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_name: Option<String>,
+    /// A console link to the CloudWatch logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deep_link: Option<String>,
+    /// A console link to the S3 logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_deep_link: Option<String>,
+    /// The ARN of the CloudWatch log stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_watch_logs_arn: Option<String>,
+    /// The ARN of the S3 logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_logs_arn: Option<String>,
+}
+
+/// A variable exported by the buildspec.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedEnvironmentVariable {
+    /// The variable's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its value at the end of the build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// CodeBuild's automatic retry settings and links for a build.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoRetryConfig {
+    /// How many automatic retries are allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_retry_limit: Option<i32>,
+    /// Which retry this build is (0 for the original build).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_retry_number: Option<i32>,
+    /// The id of the build that retries this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_auto_retry: Option<String>,
+    /// The id of the build this one retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_auto_retry: Option<String>,
+}
+
+/// An earlier build of an automatic retry chain.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetriedBuild {
+    /// The build's id.
+    pub build_id: String,
+    /// The build's number within its project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_number: Option<i64>,
+    /// How it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_status: Option<String>,
+}

@@ -1,0 +1,77 @@
+//! Command line: every flag is also an environment variable.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Run AWS CodeBuild builds as Kubernetes CodeBuildRun objects.
+#[derive(Debug, Parser)]
+#[command(name = "codebuild-operator", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller.
+    Run(RunArgs),
+    /// Print the CodeBuildRun CustomResourceDefinition as YAML.
+    Crd,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `codebuild-operator run`.
+#[derive(Clone, Debug, Parser)]
+pub struct RunArgs {
+    /// Namespaces to watch, comma-separated. Empty watches every namespace.
+    #[arg(
+        long,
+        env = "CODEBUILD_OPERATOR_NAMESPACES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub namespaces: Vec<String>,
+
+    /// How often the tracker polls CodeBuild (one BatchGetBuilds round per region,
+    /// 100 builds per call), e.g. 5s, 1500ms, 1m.
+    #[arg(long, env = "CODEBUILD_OPERATOR_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+
+    /// How many CodeBuildRuns are reconciled at the same time.
+    #[arg(
+        long,
+        env = "CODEBUILD_OPERATOR_MAX_CONCURRENT_RECONCILES",
+        default_value_t = 16
+    )]
+    pub max_concurrent_reconciles: u16,
+
+    /// Log format.
+    #[arg(long, env = "CODEBUILD_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// The AWS Region for runs that do not name one in spec.operator.region. Defaults to
+    /// the AWS configuration (AWS_REGION, profile, instance metadata).
+    #[arg(long, env = "CODEBUILD_OPERATOR_REGION")]
+    pub region: Option<String>,
+
+    /// A CodeBuild endpoint URL replacing the service's (local emulators). The standard
+    /// AWS_ENDPOINT_URL_CODEBUILD is honoured too.
+    #[arg(long, env = "CODEBUILD_OPERATOR_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+
+    /// How long an idempotency token stays valid in CodeBuild (5 minutes in AWS). Past it,
+    /// a run whose StartBuild outcome was lost is searched for before anything is started
+    /// again. Only emulators with scaled time need another value.
+    #[arg(long, env = "CODEBUILD_OPERATOR_TOKEN_WINDOW", default_value = "5m", value_parser = humantime::parse_duration, hide = true)]
+    pub token_window: Duration,
+}

@@ -1,0 +1,225 @@
+//! `BuildApi` on the AWS SDK: one CodeBuild client per region, all sharing the credentials
+//! of aws-config's default chain (environment, profile, web identity / IRSA, EKS Pod
+//! Identity, instance metadata).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig, timeout::TimeoutConfig};
+use aws_sdk_codebuild::Client;
+use aws_sdk_codebuild::config::Region;
+use aws_sdk_codebuild::operation::start_build::StartBuildInput;
+use aws_sdk_codebuild::types::{Build, SortOrderType};
+
+use super::{ApiError, BuildApi, BuildBatch, BuildIdPage};
+
+/// How long one attempt of a call may take before it counts as a network failure.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call may take including the SDK's own retries.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the AWS calls go.
+#[derive(Clone, Debug, Default)]
+pub struct AwsSettings {
+    /// An endpoint URL that replaces CodeBuild's (for local emulators). When unset, the SDK
+    /// still honours `AWS_ENDPOINT_URL_CODEBUILD` and `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+}
+
+/// CodeBuild through the AWS SDK.
+#[derive(Clone)]
+pub struct AwsBuildApi {
+    shared: Arc<SdkConfig>,
+    settings: AwsSettings,
+    clients: Arc<Mutex<HashMap<String, Client>>>,
+}
+
+impl AwsBuildApi {
+    /// Loads aws-config's default chain. `region` is the region used when neither the flag
+    /// nor the environment names one.
+    pub async fn load(region: Option<String>, settings: AwsSettings) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        );
+        if let Some(region) = region {
+            loader = loader.region(Region::new(region));
+        }
+        Self::from_sdk_config(loader.load().await, settings)
+    }
+
+    /// Uses an already loaded configuration (tests pass one with a fake HTTP client).
+    pub fn from_sdk_config(shared: SdkConfig, settings: AwsSettings) -> Self {
+        AwsBuildApi {
+            shared: Arc::new(shared),
+            settings,
+            clients: Arc::default(),
+        }
+    }
+
+    /// The region of the loaded configuration, if any.
+    pub fn default_region(&self) -> Option<String> {
+        self.shared.region().map(|r| r.to_string())
+    }
+
+    fn client(&self, region: &str) -> Client {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| {
+                let mut config = aws_sdk_codebuild::config::Builder::from(self.shared.as_ref())
+                    .region(Region::new(region.to_owned()));
+                if let Some(url) = &self.settings.endpoint_url {
+                    config = config.endpoint_url(url);
+                }
+                Client::from_conf(config.build())
+            })
+            .clone()
+    }
+}
+
+impl BuildApi for AwsBuildApi {
+    async fn start_build(&self, region: &str, input: StartBuildInput) -> Result<Build, ApiError> {
+        // The fluent builder has no "from input": copy every member. `StartBuildInput` is
+        // built by `convert::start_build_input`, which covers every spec member.
+        let StartBuildInput {
+            project_name,
+            secondary_sources_override,
+            secondary_sources_version_override,
+            source_version,
+            artifacts_override,
+            secondary_artifacts_override,
+            environment_variables_override,
+            source_type_override,
+            source_location_override,
+            source_auth_override,
+            git_clone_depth_override,
+            git_submodules_config_override,
+            buildspec_override,
+            insecure_ssl_override,
+            report_build_status_override,
+            build_status_config_override,
+            environment_type_override,
+            image_override,
+            compute_type_override,
+            certificate_override,
+            cache_override,
+            service_role_override,
+            privileged_mode_override,
+            timeout_in_minutes_override,
+            queued_timeout_in_minutes_override,
+            encryption_key_override,
+            idempotency_token,
+            logs_config_override,
+            registry_credential_override,
+            image_pull_credentials_type_override,
+            debug_session_enabled,
+            fleet_override,
+            auto_retry_limit_override,
+            host_kernel_override,
+            ..
+        } = input;
+        let out = self
+            .client(region)
+            .start_build()
+            .set_project_name(project_name)
+            .set_secondary_sources_override(secondary_sources_override)
+            .set_secondary_sources_version_override(secondary_sources_version_override)
+            .set_source_version(source_version)
+            .set_artifacts_override(artifacts_override)
+            .set_secondary_artifacts_override(secondary_artifacts_override)
+            .set_environment_variables_override(environment_variables_override)
+            .set_source_type_override(source_type_override)
+            .set_source_location_override(source_location_override)
+            .set_source_auth_override(source_auth_override)
+            .set_git_clone_depth_override(git_clone_depth_override)
+            .set_git_submodules_config_override(git_submodules_config_override)
+            .set_buildspec_override(buildspec_override)
+            .set_insecure_ssl_override(insecure_ssl_override)
+            .set_report_build_status_override(report_build_status_override)
+            .set_build_status_config_override(build_status_config_override)
+            .set_environment_type_override(environment_type_override)
+            .set_image_override(image_override)
+            .set_compute_type_override(compute_type_override)
+            .set_certificate_override(certificate_override)
+            .set_cache_override(cache_override)
+            .set_service_role_override(service_role_override)
+            .set_privileged_mode_override(privileged_mode_override)
+            .set_timeout_in_minutes_override(timeout_in_minutes_override)
+            .set_queued_timeout_in_minutes_override(queued_timeout_in_minutes_override)
+            .set_encryption_key_override(encryption_key_override)
+            .set_idempotency_token(idempotency_token)
+            .set_logs_config_override(logs_config_override)
+            .set_registry_credential_override(registry_credential_override)
+            .set_image_pull_credentials_type_override(image_pull_credentials_type_override)
+            .set_debug_session_enabled(debug_session_enabled)
+            .set_fleet_override(fleet_override)
+            .set_auto_retry_limit_override(auto_retry_limit_override)
+            .set_host_kernel_override(host_kernel_override)
+            .send()
+            .await
+            .map_err(|e| ApiError::from_sdk(&e))?;
+        out.build_value.ok_or_else(|| {
+            ApiError::new(
+                super::ErrorKind::Other,
+                None,
+                "StartBuild returned no build",
+            )
+        })
+    }
+
+    async fn batch_get_builds(
+        &self,
+        region: &str,
+        ids: Vec<String>,
+    ) -> Result<BuildBatch, ApiError> {
+        let out = self
+            .client(region)
+            .batch_get_builds()
+            .set_ids(Some(ids))
+            .send()
+            .await
+            .map_err(|e| ApiError::from_sdk(&e))?;
+        Ok(BuildBatch {
+            builds: out.builds.unwrap_or_default(),
+            not_found: out.builds_not_found.unwrap_or_default(),
+        })
+    }
+
+    async fn stop_build(&self, region: &str, id: &str) -> Result<Build, ApiError> {
+        let out = self
+            .client(region)
+            .stop_build()
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| ApiError::from_sdk(&e))?;
+        out.build_value.ok_or_else(|| {
+            ApiError::new(super::ErrorKind::Other, None, "StopBuild returned no build")
+        })
+    }
+
+    async fn list_builds_for_project(
+        &self,
+        region: &str,
+        project: &str,
+        next_token: Option<String>,
+    ) -> Result<BuildIdPage, ApiError> {
+        let out = self
+            .client(region)
+            .list_builds_for_project()
+            .project_name(project)
+            .sort_order(SortOrderType::Descending)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| ApiError::from_sdk(&e))?;
+        Ok(BuildIdPage {
+            ids: out.ids.unwrap_or_default(),
+            next_token: out.next_token,
+        })
+    }
+}

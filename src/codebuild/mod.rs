@@ -1,0 +1,69 @@
+//! The seam between the controller and AWS CodeBuild.
+//!
+//! `BuildApi` is the trait the controller and tracker are generic over; `AwsBuildApi` is the
+//! AWS SDK implementation (one client per region, built from aws-config's default chain);
+//! `error` classifies every failure into a fixed category.
+
+mod aws_impl;
+mod error;
+
+use std::future::Future;
+
+use aws_sdk_codebuild::operation::start_build::StartBuildInput;
+use aws_sdk_codebuild::types::Build;
+
+pub use aws_impl::{AwsBuildApi, AwsSettings};
+pub use error::{ApiError, ErrorKind};
+
+/// Most ids BatchGetBuilds accepts in one call (a service limit, not adjustable).
+pub const BATCH_GET_BUILDS_MAX_IDS: usize = 100;
+
+/// The answer of one BatchGetBuilds call.
+#[derive(Clone, Debug, Default)]
+pub struct BuildBatch {
+    /// The builds found, in no particular order.
+    pub builds: Vec<Build>,
+    /// Requested ids CodeBuild does not know.
+    pub not_found: Vec<String>,
+}
+
+/// One page of ListBuildsForProject, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct BuildIdPage {
+    /// Build ids, newest first.
+    pub ids: Vec<String>,
+    /// The token of the next page, if any.
+    pub next_token: Option<String>,
+}
+
+/// The CodeBuild calls the operator makes. Every call names the region it goes to.
+pub trait BuildApi: Send + Sync + 'static {
+    /// StartBuild.
+    fn start_build(
+        &self,
+        region: &str,
+        input: StartBuildInput,
+    ) -> impl Future<Output = Result<Build, ApiError>> + Send;
+
+    /// BatchGetBuilds for at most [`BATCH_GET_BUILDS_MAX_IDS`] ids.
+    fn batch_get_builds(
+        &self,
+        region: &str,
+        ids: Vec<String>,
+    ) -> impl Future<Output = Result<BuildBatch, ApiError>> + Send;
+
+    /// StopBuild.
+    fn stop_build(
+        &self,
+        region: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Build, ApiError>> + Send;
+
+    /// One page of ListBuildsForProject, newest first.
+    fn list_builds_for_project(
+        &self,
+        region: &str,
+        project: &str,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<BuildIdPage, ApiError>> + Send;
+}

@@ -1,0 +1,21 @@
+//! The CodeBuildRun controller.
+//!
+//! `reconcile` is thin I/O around the pure decisions in `plan` and `conditions`; `recovery`
+//! finds a build whose StartBuild answer was lost; `run` wires the kube-runtime Controller,
+//! the tracker and graceful shutdown together.
+
+pub mod conditions;
+mod context;
+mod error;
+pub mod plan;
+mod reconcile;
+mod recovery;
+mod run;
+
+pub use context::{Context, Settings};
+pub use error::Error;
+pub use reconcile::{error_policy, reconcile};
+pub use run::run;
+
+/// The field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "codebuild-operator";

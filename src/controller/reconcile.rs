@@ -1,0 +1,649 @@
+//! Reconcile: thin I/O around `plan` and `conditions`.
+//!
+//! Start (exactly once): finalizer first; the attempt (token, time) is written to status
+//! BEFORE StartBuild; the build id is written as soon as StartBuild returns; once a build
+//! id is in status StartBuild is never called again. Then the run follows the tracker's
+//! cache, writing status only when it changed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::conditions::{Progress, conditions};
+use super::plan::{self, StartStep};
+use super::recovery;
+use super::{Context, Error, FIELD_MANAGER};
+use crate::api::{
+    BuildInfo, CodeBuildRun, CodeBuildRunStatus, FINALIZER, OnDelete, RunOptions, StartAttempt,
+};
+use crate::codebuild::{ApiError, BuildApi, ErrorKind};
+use crate::convert::{self, build_info, retried_build, start_build_input};
+use crate::tracker::Observation;
+
+/// Reconciles one CodeBuildRun.
+pub async fn reconcile<B: BuildApi>(
+    run: Arc<CodeBuildRun>,
+    ctx: Arc<Context<B>>,
+) -> Result<Action, Error> {
+    let namespace = run
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let api: Api<CodeBuildRun> = Api::namespaced(ctx.client.clone(), &namespace);
+    let oref = ObjectRef::from_obj(run.as_ref());
+    let action = finalizer(&api, FINALIZER, run, |event| async {
+        match event {
+            FinalizerEvent::Apply(run) => Step::new(run, &api, &ctx).apply().await,
+            FinalizerEvent::Cleanup(run) => Step::new(run, &api, &ctx).cleanup().await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))?;
+    ctx.succeeded(&oref);
+    Ok(action)
+}
+
+/// Requeues a failed reconcile with exponential backoff and jitter, and says why.
+pub fn error_policy<B: BuildApi>(
+    run: Arc<CodeBuildRun>,
+    error: &Error,
+    ctx: Arc<Context<B>>,
+) -> Action {
+    let oref = ObjectRef::from_obj(run.as_ref());
+    let delay = ctx.backoff(&oref, error.aws_kind());
+    warn!(run = %oref, category = error.category(), %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// One reconcile of one object.
+struct Step<'a, B> {
+    run: Arc<CodeBuildRun>,
+    api: &'a Api<CodeBuildRun>,
+    ctx: &'a Context<B>,
+    oref: ObjectRef<CodeBuildRun>,
+    options: RunOptions,
+    /// The status as read; writes are skipped when the next status equals it.
+    current: CodeBuildRunStatus,
+}
+
+impl<'a, B: BuildApi> Step<'a, B> {
+    fn new(run: Arc<CodeBuildRun>, api: &'a Api<CodeBuildRun>, ctx: &'a Context<B>) -> Self {
+        Step {
+            oref: ObjectRef::from_obj(run.as_ref()),
+            options: run.spec.options(),
+            current: run.status.clone().unwrap_or_default(),
+            run,
+            api,
+            ctx,
+        }
+    }
+
+    fn region(&self) -> String {
+        self.current
+            .start_attempt
+            .as_ref()
+            .map(|a| a.region.clone())
+            .or_else(|| self.options.region.clone())
+            .unwrap_or_else(|| self.ctx.settings.default_region.clone())
+    }
+
+    fn uid(&self) -> Result<String, Error> {
+        self.run.uid().ok_or(Error::MissingField("metadata.uid"))
+    }
+
+    // === apply ===
+
+    async fn apply(mut self) -> Result<Action, Error> {
+        match self.current.build.build_id.clone() {
+            None => self.start().await,
+            Some(id) => self.follow(id).await,
+        }
+    }
+
+    async fn start(&mut self) -> Result<Action, Error> {
+        let now = convert::now();
+        let generation = self.run.metadata.generation;
+        let step = plan::start_step(
+            &self.current,
+            &self.options,
+            generation,
+            now.0,
+            self.ctx.settings.token_window,
+        );
+        match step {
+            StartStep::WaitForChange => Ok(Action::await_change()),
+            StartStep::Cancelled => self.cancel_before_start().await,
+            StartStep::RecordAndStart => {
+                let token = plan::idempotency_token(
+                    self.run.spec.idempotency_token.as_deref(),
+                    &self.uid()?,
+                );
+                self.record_attempt(token.clone(), now).await?;
+                self.start_build(token).await
+            }
+            StartStep::RetryWithToken => {
+                let token = self.attempt_token();
+                self.start_build(token).await
+            }
+            StartStep::SearchThenStart => {
+                let attempt_time = self
+                    .current
+                    .start_attempt
+                    .as_ref()
+                    .map_or(now.0, |a| a.time.0);
+                let found = recovery::find_build(
+                    self.ctx.api.as_ref(),
+                    &self.region(),
+                    &self.run.spec.project_name,
+                    &self.uid()?,
+                    attempt_time,
+                )
+                .await;
+                match found {
+                    Ok(Some(build)) => {
+                        info!(run = %self.oref, build = ?build.id, "found the build of an unrecorded start attempt");
+                        self.adopt(build_info(&build), "BuildRecovered").await
+                    }
+                    Ok(None) => {
+                        let token = self.attempt_token();
+                        self.record_attempt(token.clone(), now).await?;
+                        self.start_build(token).await
+                    }
+                    Err(Error::Aws(e)) => {
+                        self.aws_failure(e, "searching for the build of an earlier start attempt")
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    fn attempt_token(&self) -> String {
+        match &self.current.start_attempt {
+            Some(a) => a.idempotency_token.clone(),
+            None => self
+                .uid()
+                .map(|uid| plan::idempotency_token(None, &uid))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Writes the attempt BEFORE StartBuild is called, so a crash at any later instant is
+    /// recognised by the next reconcile.
+    async fn record_attempt(&mut self, token: String, now: convert::NowTime) -> Result<(), Error> {
+        let mut next = self.current.clone();
+        next.start_attempt = Some(StartAttempt {
+            idempotency_token: token,
+            time: now,
+            region: self.region(),
+        });
+        let progress = Progress::InProgress {
+            reason: "Starting".into(),
+            message: format!("starting a build of project {}", self.run.spec.project_name),
+        };
+        self.write(next, &progress).await?;
+        Ok(())
+    }
+
+    async fn start_build(&mut self, token: String) -> Result<Action, Error> {
+        let input = match start_build_input(&self.run.spec, &token, &self.uid()?) {
+            Ok(input) => input,
+            Err(e) => {
+                let progress = Progress::Failed {
+                    reason: "InvalidSpec".into(),
+                    message: e.to_string(),
+                };
+                self.write(self.current.clone(), &progress).await?;
+                self.event(
+                    EventType::Warning,
+                    "InvalidSpec",
+                    "StartBuild",
+                    e.to_string(),
+                )
+                .await;
+                return Ok(Action::await_change());
+            }
+        };
+        let region = self.region();
+        match self.ctx.api.start_build(&region, input).await {
+            Ok(build) => {
+                let info = build_info(&build);
+                self.adopt(info, "BuildStarted").await
+            }
+            Err(e) => self.aws_failure(e, "starting the build").await,
+        }
+    }
+
+    /// Records a build (just started, or found again) in status and the tracker.
+    async fn adopt(&mut self, info: BuildInfo, reason: &str) -> Result<Action, Error> {
+        let region = self.region();
+        self.ctx
+            .tracker
+            .record(&region, self.oref.clone(), info.clone());
+        let mut next = self.current.clone();
+        next.build = info.clone();
+        let progress = plan::build_progress(&info);
+        self.write(next, &progress).await?;
+        let id = info.build_id.as_deref().unwrap_or("?");
+        let number = info
+            .build_number
+            .map(|n| format!(" (#{n})"))
+            .unwrap_or_default();
+        let logs = info
+            .logs
+            .as_ref()
+            .and_then(|l| l.deep_link.as_deref())
+            .map(|l| format!("; logs: {l}"))
+            .unwrap_or_default();
+        let verb = if reason == "BuildStarted" {
+            "started"
+        } else {
+            "found"
+        };
+        self.event(
+            EventType::Normal,
+            reason,
+            "StartBuild",
+            format!("{verb} build {id}{number}{logs}"),
+        )
+        .await;
+        Ok(Action::await_change())
+    }
+
+    async fn cancel_before_start(&mut self) -> Result<Action, Error> {
+        // An attempt without a build id may still have started a build: find and stop it.
+        if self.current.start_attempt.is_some() {
+            let since = self
+                .current
+                .start_attempt
+                .as_ref()
+                .map(|a| a.time.0)
+                .unwrap_or_else(|| convert::now().0);
+            match recovery::find_build(
+                self.ctx.api.as_ref(),
+                &self.region(),
+                &self.run.spec.project_name,
+                &self.uid()?,
+                since,
+            )
+            .await
+            {
+                Ok(Some(build)) => return self.adopt(build_info(&build), "BuildRecovered").await,
+                Ok(None) => {}
+                Err(Error::Aws(e)) if e.kind == ErrorKind::ProjectNotFound => {}
+                Err(Error::Aws(e)) => {
+                    return self.aws_failure(e, "searching for the build to stop").await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let progress = Progress::Failed {
+            reason: "STOPPED".into(),
+            message: "stop requested before a build was started; no build was started".into(),
+        };
+        let changed = self.write(self.current.clone(), &progress).await?;
+        if changed {
+            self.event(
+                EventType::Normal,
+                "Cancelled",
+                "StopBuild",
+                "stop requested before start: no build was started".into(),
+            )
+            .await;
+        }
+        Ok(Action::await_change())
+    }
+
+    async fn follow(&mut self, id: String) -> Result<Action, Error> {
+        let region = self.region();
+        let observation = self.ctx.tracker.observation(&id);
+        let info = match observation {
+            None => {
+                if plan::is_final(&self.current.build) {
+                    return self.finished().await;
+                }
+                // After a restart, or a build id recorded by another replica: watch it.
+                self.ctx.tracker.track(&region, &id, self.oref.clone());
+                let progress = plan::build_progress(&self.current.build);
+                self.write(self.current.clone(), &progress).await?;
+                return Ok(Action::await_change());
+            }
+            Some(Observation::NotFound) => {
+                let message = format!(
+                    "CodeBuild does not know build {id} (BatchGetBuilds listed it in buildsNotFound); it is no longer tracked"
+                );
+                let progress = Progress::Failed {
+                    reason: "BuildNotFound".into(),
+                    message: message.clone(),
+                };
+                if self.write(self.current.clone(), &progress).await? {
+                    self.event(
+                        EventType::Warning,
+                        "BuildNotFound",
+                        "BatchGetBuilds",
+                        message,
+                    )
+                    .await;
+                }
+                return Ok(Action::await_change());
+            }
+            Some(Observation::Build(info)) => info,
+        };
+
+        if let Some(next_id) = plan::next_auto_retry(&info) {
+            return self.follow_retry(&info, next_id.to_owned()).await;
+        }
+
+        let mut info = (*info).clone();
+        if self.options.stop_requested() && !plan::is_finished(&info) {
+            match self.ctx.api.stop_build(&region, &id).await {
+                Ok(build) => {
+                    info = build_info(&build);
+                    self.ctx
+                        .tracker
+                        .record(&region, self.oref.clone(), info.clone());
+                    self.event(
+                        EventType::Normal,
+                        "StopRequested",
+                        "StopBuild",
+                        format!("stopping build {id}"),
+                    )
+                    .await;
+                }
+                Err(e) => return self.aws_failure(e, "stopping the build").await,
+            }
+        }
+
+        let before = self.current.build.clone();
+        let mut next = self.current.clone();
+        next.build = info.clone();
+        let progress = plan::build_progress(&info);
+        let changed = self.write(next, &progress).await?;
+        if changed {
+            self.announce(&before, &info, &progress).await;
+        }
+        if plan::is_final(&info) {
+            self.ctx.tracker.forget(&id);
+            return self.finished().await;
+        }
+        Ok(Action::await_change())
+    }
+
+    async fn follow_retry(&mut self, info: &BuildInfo, next_id: String) -> Result<Action, Error> {
+        let region = self.region();
+        let old_id = info.build_id.clone().unwrap_or_default();
+        let mut next = self.current.clone();
+        next.retries
+            .get_or_insert_with(Vec::new)
+            .push(retried_build(info));
+        next.build = BuildInfo {
+            build_id: Some(next_id.clone()),
+            ..Default::default()
+        };
+        let progress = Progress::InProgress {
+            reason: "AutoRetry".into(),
+            message: format!(
+                "build {old_id} ended {}; CodeBuild retries it as build {next_id}",
+                info.build_status.as_deref().unwrap_or("UNKNOWN")
+            ),
+        };
+        self.write(next, &progress).await?;
+        self.ctx.tracker.forget(&old_id);
+        self.ctx.tracker.track(&region, &next_id, self.oref.clone());
+        self.event(
+            EventType::Normal,
+            "AutoRetry",
+            "BatchGetBuilds",
+            progress_message(&progress),
+        )
+        .await;
+        Ok(Action::await_change())
+    }
+
+    /// A final run: applies `ttlSecondsAfterFinished`.
+    async fn finished(&mut self) -> Result<Action, Error> {
+        match plan::ttl_remaining(&self.current.build, &self.options, convert::now().0) {
+            Some(left) if left.is_zero() => {
+                let uid = self.uid()?;
+                let params = DeleteParams {
+                    preconditions: Some(Preconditions {
+                        uid: Some(uid),
+                        resource_version: None,
+                    }),
+                    ..DeleteParams::default()
+                };
+                info!(run = %self.oref, "deleting finished run: ttlSecondsAfterFinished elapsed");
+                match self.api.delete(&self.run.name_any(), &params).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(Action::await_change())
+            }
+            Some(left) => Ok(Action::requeue(left + Duration::from_secs(1))),
+            None => Ok(Action::await_change()),
+        }
+    }
+
+    /// Makes a failed AWS call visible (condition and Event), then either waits for a
+    /// change (permanent errors) or hands the error to the backoff.
+    async fn aws_failure(&mut self, error: ApiError, doing: &str) -> Result<Action, Error> {
+        let category = error.kind.category();
+        let message = format!("{doing}: {error}");
+        let progress = if error.kind.is_permanent() {
+            Progress::Failed {
+                reason: category.into(),
+                message: message.clone(),
+            }
+        } else {
+            Progress::InProgress {
+                reason: category.into(),
+                message: format!("{message} (retrying)"),
+            }
+        };
+        self.write(self.current.clone(), &progress).await?;
+        self.event(EventType::Warning, category, "CodeBuild", message)
+            .await;
+        if error.kind.is_permanent() {
+            Ok(Action::await_change())
+        } else {
+            Err(Error::Aws(error))
+        }
+    }
+
+    // === cleanup ===
+
+    async fn cleanup(self) -> Result<Action, Error> {
+        let region = self.region();
+        if self.options.on_delete() == OnDelete::LeaveRunning {
+            if let Some(id) = &self.current.build.build_id {
+                self.ctx.tracker.forget(id);
+            }
+            return Ok(Action::await_change());
+        }
+        let build = match (&self.current.build.build_id, &self.current.start_attempt) {
+            (Some(id), _) => {
+                let latest = match self.ctx.tracker.observation(id) {
+                    Some(Observation::Build(info)) => Some((*info).clone()),
+                    Some(Observation::NotFound) => None,
+                    None => Some(self.current.build.clone()),
+                };
+                latest.filter(|b| !plan::is_finished(b)).map(|_| id.clone())
+            }
+            (None, Some(attempt)) => {
+                match recovery::find_build(
+                    self.ctx.api.as_ref(),
+                    &region,
+                    &self.run.spec.project_name,
+                    &self.uid()?,
+                    attempt.time.0,
+                )
+                .await
+                {
+                    Ok(found) => found
+                        .map(|b| build_info(&b))
+                        .filter(|b| !plan::is_finished(b))
+                        .and_then(|b| b.build_id),
+                    Err(Error::Aws(e)) if e.kind == ErrorKind::ProjectNotFound => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            (None, None) => None,
+        };
+        if let Some(id) = build {
+            match self.ctx.api.stop_build(&region, &id).await {
+                Ok(_) => {
+                    info!(run = %self.oref, build = %id, "stopped build of deleted run");
+                    self.event(
+                        EventType::Normal,
+                        "BuildStopped",
+                        "StopBuild",
+                        format!("stopped build {id}: the run is being deleted"),
+                    )
+                    .await;
+                }
+                // A build CodeBuild no longer knows cannot be running.
+                Err(e)
+                    if e.kind == ErrorKind::InvalidInput
+                        || e.kind == ErrorKind::ProjectNotFound =>
+                {
+                    warn!(run = %self.oref, build = %id, %e, "StopBuild refused; letting the run go");
+                }
+                Err(e) => {
+                    self.event(
+                        EventType::Warning,
+                        e.kind.category(),
+                        "StopBuild",
+                        format!("stopping build {id}: {e} (retrying)"),
+                    )
+                    .await;
+                    return Err(e.into());
+                }
+            }
+            self.ctx.tracker.forget(&id);
+        }
+        if let Some(id) = &self.current.build.build_id {
+            self.ctx.tracker.forget(id);
+        }
+        Ok(Action::await_change())
+    }
+
+    // === writes ===
+
+    /// Writes `next` with conditions for `progress` when it differs from the current
+    /// status (server-side apply on the status subresource). Returns whether it wrote.
+    async fn write(
+        &mut self,
+        mut next: CodeBuildRunStatus,
+        progress: &Progress,
+    ) -> Result<bool, Error> {
+        let generation = self.run.metadata.generation;
+        next.observed_generation = generation;
+        next.conditions = conditions(
+            progress,
+            generation,
+            &self.current.conditions,
+            &convert::now(),
+        );
+        if next == self.current {
+            return Ok(false);
+        }
+        let patch = json!({
+            "apiVersion": CodeBuildRun::api_version(&()),
+            "kind": CodeBuildRun::kind(&()),
+            "status": next,
+        });
+        self.api
+            .patch_status(
+                &self.run.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        self.current = next;
+        Ok(true)
+    }
+
+    /// Events for what changed between two observations of the build.
+    async fn announce(&self, before: &BuildInfo, after: &BuildInfo, progress: &Progress) {
+        let id = after.build_id.as_deref().unwrap_or("?");
+        if after.current_phase.is_some() && after.current_phase != before.current_phase {
+            let phase = after.current_phase.as_deref().unwrap_or("?");
+            self.event(
+                EventType::Normal,
+                "PhaseChanged",
+                "BatchGetBuilds",
+                format!("build {id} entered phase {phase}"),
+            )
+            .await;
+        }
+        if plan::is_final(after) && !plan::is_final(before) {
+            match progress {
+                Progress::Succeeded { message } => {
+                    self.event(
+                        EventType::Normal,
+                        "BuildSucceeded",
+                        "BatchGetBuilds",
+                        message.clone(),
+                    )
+                    .await;
+                }
+                Progress::Failed { message, .. } => {
+                    self.event(
+                        EventType::Warning,
+                        "BuildFailed",
+                        "BatchGetBuilds",
+                        message.clone(),
+                    )
+                    .await;
+                }
+                Progress::InProgress { .. } => {}
+            }
+        }
+    }
+
+    async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(truncate(note, 1000)),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self
+            .ctx
+            .recorder
+            .publish(&event, &self.run.object_ref(&()))
+            .await
+        {
+            warn!(run = %self.oref, %error, reason, "could not publish Event");
+        }
+    }
+}
+
+fn progress_message(p: &Progress) -> String {
+    match p {
+        Progress::InProgress { message, .. }
+        | Progress::Succeeded { message }
+        | Progress::Failed { message, .. } => message.clone(),
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}

@@ -1,0 +1,14 @@
+//! codebuild-operator: run AWS CodeBuild builds as Kubernetes `CodeBuildRun` objects.
+//!
+//! The library holds everything; `main.rs` only wires it. Pure logic (`api`, `convert`,
+//! `controller::plan`, `controller::conditions`) is kept apart from I/O (`codebuild`,
+//! `controller::reconcile`, `tracker`).
+
+pub mod api;
+pub mod cli;
+pub mod codebuild;
+pub mod controller;
+pub mod convert;
+pub mod crd;
+pub mod telemetry;
+pub mod tracker;

@@ -1,0 +1,260 @@
+//! The tracker: one place that polls CodeBuild for every in-flight build.
+//!
+//! Reconcile never polls AWS per object. It registers the build ids it needs watched; one
+//! round per poll interval, the tracker groups those ids by region, asks BatchGetBuilds for
+//! up to 100 of them per call, keeps the latest answer per build in a shared cache, and
+//! triggers a reconcile of each object whose build changed. A build leaves the polling set
+//! once it is final (or CodeBuild says it does not exist); its last answer stays in the
+//! cache until the owning object forgets it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use futures::{StreamExt, stream};
+use kube::runtime::reflector::ObjectRef;
+use tokio::time::MissedTickBehavior;
+use tracing::{debug, warn};
+
+use crate::api::{BuildInfo, CodeBuildRun};
+use crate::codebuild::{BATCH_GET_BUILDS_MAX_IDS, BuildApi};
+use crate::controller::plan;
+use crate::convert::build_info;
+
+/// How many BatchGetBuilds calls of one round may be in flight at once.
+const ROUND_CONCURRENCY: usize = 4;
+
+/// What the tracker last learnt about a build.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observation {
+    /// The build as CodeBuild last reported it.
+    Build(Arc<BuildInfo>),
+    /// CodeBuild listed the id in `buildsNotFound`.
+    NotFound,
+}
+
+#[derive(Debug)]
+struct Entry {
+    region: String,
+    owner: ObjectRef<CodeBuildRun>,
+    observed: Option<Observation>,
+    polling: bool,
+}
+
+/// The numbers of one polling round.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoundStats {
+    /// Builds asked for.
+    pub builds: usize,
+    /// BatchGetBuilds calls made.
+    pub calls: usize,
+    /// Calls that failed.
+    pub failed_calls: usize,
+    /// Objects triggered because their build changed.
+    pub changed: usize,
+}
+
+/// Shared handle to the tracker.
+pub struct Tracker<B> {
+    api: Arc<B>,
+    entries: Arc<Mutex<HashMap<String, Entry>>>,
+    triggers: Arc<
+        Mutex<
+            Vec<(
+                Option<String>,
+                mpsc::UnboundedSender<ObjectRef<CodeBuildRun>>,
+            )>,
+        >,
+    >,
+}
+
+impl<B> Clone for Tracker<B> {
+    fn clone(&self) -> Self {
+        Tracker {
+            api: self.api.clone(),
+            entries: self.entries.clone(),
+            triggers: self.triggers.clone(),
+        }
+    }
+}
+
+impl<B: BuildApi> Tracker<B> {
+    /// A tracker calling `api`.
+    pub fn new(api: Arc<B>) -> Self {
+        Tracker {
+            api,
+            entries: Arc::default(),
+            triggers: Arc::default(),
+        }
+    }
+
+    /// A stream of objects to reconcile because their build changed, for the objects of
+    /// `namespace` (None: every namespace). Feed it to `Controller::reconcile_on`.
+    pub fn triggers(
+        &self,
+        namespace: Option<String>,
+    ) -> mpsc::UnboundedReceiver<ObjectRef<CodeBuildRun>> {
+        let (tx, rx) = mpsc::unbounded();
+        lock(&self.triggers).push((namespace, tx));
+        rx
+    }
+
+    /// Watch `build_id` for `owner` (idempotent). The first round that sees it triggers the
+    /// owner.
+    pub fn track(&self, region: &str, build_id: &str, owner: ObjectRef<CodeBuildRun>) {
+        lock(&self.entries)
+            .entry(build_id.to_owned())
+            .or_insert_with(|| Entry {
+                region: region.to_owned(),
+                owner,
+                observed: None,
+                polling: true,
+            });
+    }
+
+    /// Record a build just returned by StartBuild or StopBuild; it is polled until final.
+    pub fn record(&self, region: &str, owner: ObjectRef<CodeBuildRun>, info: BuildInfo) {
+        let Some(id) = info.build_id.clone() else {
+            return;
+        };
+        let polling = !plan::is_final(&info);
+        lock(&self.entries).insert(
+            id,
+            Entry {
+                region: region.to_owned(),
+                owner,
+                observed: Some(Observation::Build(Arc::new(info))),
+                polling,
+            },
+        );
+    }
+
+    /// The latest observation of `build_id`, if any.
+    pub fn observation(&self, build_id: &str) -> Option<Observation> {
+        lock(&self.entries)
+            .get(build_id)
+            .and_then(|e| e.observed.clone())
+    }
+
+    /// Stop watching `build_id` and drop what is known about it.
+    pub fn forget(&self, build_id: &str) {
+        lock(&self.entries).remove(build_id);
+    }
+
+    /// How many builds are polled.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.entries).values().filter(|e| e.polling).count()
+    }
+
+    /// Poll every `interval` until the future is dropped.
+    pub async fn run(self, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let stats = self.round().await;
+            if stats.builds > 0 {
+                debug!(?stats, "tracker round");
+            }
+        }
+    }
+
+    /// One polling round: every in-flight build, batched per region.
+    pub async fn round(&self) -> RoundStats {
+        let mut by_region: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (id, entry) in lock(&self.entries).iter().filter(|(_, e)| e.polling) {
+            by_region
+                .entry(entry.region.clone())
+                .or_default()
+                .push(id.clone());
+        }
+        let mut stats = RoundStats::default();
+        let mut calls = Vec::new();
+        for (region, mut ids) in by_region {
+            ids.sort();
+            stats.builds += ids.len();
+            for chunk in ids.chunks(BATCH_GET_BUILDS_MAX_IDS) {
+                calls.push((region.clone(), chunk.to_vec()));
+            }
+        }
+        stats.calls = calls.len();
+        let api = self.api.clone();
+        let mut results = stream::iter(calls)
+            .map(|(region, ids)| {
+                let api = api.clone();
+                async move {
+                    let result = api.batch_get_builds(&region, ids.clone()).await;
+                    (region, ids, result)
+                }
+            })
+            .buffer_unordered(ROUND_CONCURRENCY);
+        while let Some((region, ids, result)) = results.next().await {
+            match result {
+                Ok(batch) => {
+                    let mut updates: Vec<(String, Observation)> = batch
+                        .builds
+                        .iter()
+                        .filter_map(|b| {
+                            let info = build_info(b);
+                            info.build_id
+                                .clone()
+                                .map(|id| (id, Observation::Build(Arc::new(info))))
+                        })
+                        .collect();
+                    updates.extend(
+                        batch
+                            .not_found
+                            .into_iter()
+                            .map(|id| (id, Observation::NotFound)),
+                    );
+                    stats.changed += self.apply(updates);
+                }
+                Err(error) => {
+                    stats.failed_calls += 1;
+                    warn!(%region, builds = ids.len(), %error, category = error.kind.category(),
+                        "BatchGetBuilds failed; the builds are polled again next round");
+                }
+            }
+        }
+        stats
+    }
+
+    /// Stores observations; returns how many changed (and triggers their owners).
+    fn apply(&self, updates: Vec<(String, Observation)>) -> usize {
+        let mut owners = Vec::new();
+        {
+            let mut entries = lock(&self.entries);
+            for (id, observation) in updates {
+                let Some(entry) = entries.get_mut(&id) else {
+                    continue;
+                };
+                entry.polling = match &observation {
+                    Observation::Build(info) => !plan::is_final(info),
+                    Observation::NotFound => false,
+                };
+                if entry.observed.as_ref() != Some(&observation) {
+                    entry.observed = Some(observation);
+                    owners.push(entry.owner.clone());
+                }
+            }
+        }
+        let changed = owners.len();
+        let mut triggers = lock(&self.triggers);
+        for owner in owners {
+            for (namespace, tx) in triggers.iter_mut() {
+                if namespace.is_none() || namespace.as_deref() == owner.namespace.as_deref() {
+                    // A closed receiver means its controller stopped: nothing to wake.
+                    let _ = tx.unbounded_send(owner.clone());
+                }
+            }
+        }
+        changed
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the map half-updated in a way that
+    // matters: every update is a single insert or field write.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
