@@ -2,6 +2,9 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
+use std::collections::BTreeMap;
+
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 
 use crate::api::CodeBuildRun;
@@ -31,10 +34,39 @@ pub fn crd() -> CustomResourceDefinition {
     crd
 }
 
-/// The CRD as YAML, exactly as committed in `crds/`.
+/// The CRD as YAML, exactly as committed in `crds/`. Keys are sorted, so the output does
+/// not depend on whether serde_json's `preserve_order` happens to be enabled in the build.
 pub fn crd_yaml() -> Result<String, serde_saphyr::ser::Error> {
-    let body = serde_saphyr::to_string(&crd())?;
+    let value = serde_json::to_value(crd()).unwrap_or(Value::Null);
+    let body = serde_saphyr::to_string(&Sorted(&value))?;
     Ok(format!("{HEADER}{body}"))
+}
+
+/// Serializes a JSON value with object keys in sorted order.
+struct Sorted<'a>(&'a Value);
+
+impl Serialize for Sorted<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Object(map) => {
+                let sorted: BTreeMap<&String, Sorted<'_>> =
+                    map.iter().map(|(k, v)| (k, Sorted(v))).collect();
+                let mut out = serializer.serialize_map(Some(sorted.len()))?;
+                for (k, v) in sorted {
+                    out.serialize_entry(k, &v)?;
+                }
+                out.end()
+            }
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(&Sorted(item))?;
+                }
+                out.end()
+            }
+            other => other.serialize(serializer),
+        }
+    }
 }
 
 fn tidy(value: &mut Value) {

@@ -19,7 +19,10 @@ pub(crate) fn immutable_start_build(schema: &mut Schema) {
         return;
     };
     let mut rules = Vec::new();
-    for (name, member) in properties.iter_mut() {
+    // Sorted, so the rule order does not depend on serde_json's map implementation.
+    let mut members: Vec<(&String, &mut Value)> = properties.iter_mut().collect();
+    members.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, member) in members {
         if name == OPERATOR_FIELD {
             if let Some(region) = member.pointer_mut("/properties/region") {
                 push_rule(
