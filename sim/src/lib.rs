@@ -1,0 +1,33 @@
+//! `codebuild-sim`: a local simulator of AWS CodeBuild speaking the AWS JSON 1.1 protocol.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let sim = codebuild_sim::Server::start(codebuild_sim::SimConfig {
+//!     time_scale: 0.01,
+//!     ..Default::default()
+//! })
+//! .await?;
+//! sim.state().create_project("demo")?;
+//! println!("{}", sim.endpoint());
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//! See sim/README.md for the reserved build variables and the admin API.
+
+pub mod admin;
+pub mod config;
+pub mod faults;
+pub mod idempotency;
+pub mod lifecycle;
+pub mod outcome;
+pub mod overrides;
+pub mod pagination;
+pub mod protocol;
+pub mod server;
+pub mod store;
+
+pub use config::SimConfig;
+pub use faults::Faults;
+pub use protocol::{ApiError, ErrorKind};
+pub use server::Server;
+pub use store::{Counters, SimState, StartRecord};

@@ -1,0 +1,51 @@
+"""Shared request builders for the conformance tests."""
+
+import itertools
+import time
+
+ACCOUNT = "123456789012"
+
+_counter = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{int(time.time() * 1000) % 10**8}-{next(_counter)}"
+
+
+def project_spec(name: str) -> dict:
+    """A CreateProject request both moto and the simulator accept."""
+    return {
+        "name": name,
+        "description": "conformance project",
+        "source": {
+            "type": "GITHUB",
+            "location": "https://github.com/example/repo.git",
+            "buildspec": "buildspec.yml",
+        },
+        "artifacts": {
+            "type": "S3",
+            "location": "artifact-bucket",
+            "path": "builds",
+            "name": "out.zip",
+            "packaging": "ZIP",
+        },
+        "environment": {
+            "type": "LINUX_CONTAINER",
+            "image": "aws/codebuild/standard:7.0",
+            "computeType": "BUILD_GENERAL1_SMALL",
+            "environmentVariables": [{"name": "FROM_PROJECT", "value": "1", "type": "PLAINTEXT"}],
+        },
+        "serviceRole": f"arn:aws:iam::{ACCOUNT}:role/codebuild-service",
+    }
+
+
+def create_project(client, name: str) -> dict:
+    return client.create_project(**project_spec(name))["project"]
+
+
+def sim_env(**variables) -> list:
+    """environmentVariablesOverride entries for the simulator's reserved variables."""
+    return [
+        {"name": f"CODEBUILD_SIM_{k.upper()}", "value": str(v), "type": "PLAINTEXT"}
+        for k, v in variables.items()
+    ]
