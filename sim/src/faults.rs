@@ -12,8 +12,12 @@ use std::time::Duration;
 pub struct Faults {
     /// Answer 400 ThrottlingException "Rate exceeded".
     pub throttle_fraction: f64,
-    /// Delay every affected call by this many milliseconds before answering.
+    /// Delay every affected call by this many milliseconds before processing it.
     pub latency_ms: u64,
+    /// Delay the answer of every affected call by this many milliseconds AFTER it was
+    /// processed: the call takes effect (a build starts) while the client still waits, the
+    /// window in which a crashing client loses the answer.
+    pub response_latency_ms: u64,
     /// Answer with a 5xx error.
     pub server_error_fraction: f64,
     /// 500 (InternalFailure, the default) or 503 (ServiceUnavailable).

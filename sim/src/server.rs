@@ -169,10 +169,22 @@ async fn serve_request(
             return Ok(err.into_response());
         }
     }
-    match app.oneshot(req.map(Body::new)).await {
-        Ok(resp) => Ok(resp),
+    let op = if req.method() == Method::POST && req.uri().path() == "/" {
+        protocol::operation(req.headers())
+    } else {
+        None
+    };
+    let resp = match app.oneshot(req.map(Body::new)).await {
+        Ok(resp) => resp,
         Err(never) => match never {},
+    };
+    if let Some(op) = op {
+        let hold = state.response_latency(&op);
+        if !hold.is_zero() {
+            tokio::time::sleep(hold).await;
+        }
     }
+    Ok(resp)
 }
 
 async fn codebuild(

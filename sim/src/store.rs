@@ -341,6 +341,18 @@ impl SimState {
         self.lock().projects.clear();
     }
 
+    /// How long to hold the answer of `operation` after processing it (see
+    /// [`Faults::response_latency_ms`]).
+    pub fn response_latency(&self, operation: &str) -> Duration {
+        let g = self.lock();
+        let applies = g.faults.operation.as_deref().is_none_or(|op| op == operation);
+        if applies {
+            Duration::from_millis(g.faults.response_latency_ms)
+        } else {
+            Duration::ZERO
+        }
+    }
+
     /// Counts a call and decides its injected fault (used by the HTTP layer).
     pub fn begin_call(&self, operation: &str) -> (Duration, Action) {
         let mut g = self.lock();

@@ -2,7 +2,9 @@
 //!
 //! Only locations, links, identifiers and outcomes are mirrored: never log contents, and
 //! never the build's environment (its variables may hold values the user did not mean to
-//! publish in the cluster).
+//! publish in the cluster). CodeBuild sends empty strings for absent values (an empty
+//! artifact location for NO_ARTIFACTS, empty contexts of successful phases); those are
+//! left out, so status shows only what carries information.
 
 use aws_sdk_codebuild::types as aws;
 
@@ -15,28 +17,34 @@ use crate::api::{
 /// The status fields mirrored from `build`.
 pub fn build_info(build: &aws::Build) -> BuildInfo {
     BuildInfo {
-        build_id: build.id.clone(),
-        build_arn: build.arn.clone(),
+        build_id: text(&build.id),
+        build_arn: text(&build.arn),
         build_number: build.build_number,
         build_status: build.build_status.as_ref().map(|s| s.as_str().to_owned()),
-        current_phase: build.current_phase.clone(),
+        current_phase: text(&build.current_phase),
         build_complete: Some(build.build_complete),
         start_time: build.start_time.as_ref().and_then(from_aws_time),
         end_time: build.end_time.as_ref().and_then(from_aws_time),
-        source_version: build.source_version.clone(),
-        resolved_source_version: build.resolved_source_version.clone(),
+        source_version: text(&build.source_version),
+        resolved_source_version: text(&build.resolved_source_version),
         phases: build.phases.as_ref().map(|p| p.iter().map(phase).collect()),
-        artifacts: build.artifacts.as_ref().map(artifacts),
-        secondary_artifacts: build
-            .secondary_artifacts
+        artifacts: build
+            .artifacts
             .as_ref()
-            .map(|a| a.iter().map(artifacts).collect()),
+            .map(artifacts)
+            .filter(|a| a != &BuildArtifacts::default()),
+        secondary_artifacts: build.secondary_artifacts.as_ref().map(|a| {
+            a.iter()
+                .map(artifacts)
+                .filter(|a| a != &BuildArtifacts::default())
+                .collect()
+        }),
         logs: build.logs.as_ref().map(logs),
         exported_environment_variables: build.exported_environment_variables.as_ref().map(|v| {
             v.iter()
                 .map(|e| ExportedEnvironmentVariable {
-                    name: e.name.clone(),
-                    value: e.value.clone(),
+                    name: text(&e.name),
+                    value: text(&e.value),
                 })
                 .collect()
         }),
@@ -44,8 +52,8 @@ pub fn build_info(build: &aws::Build) -> BuildInfo {
         auto_retry_config: build.auto_retry_config.as_ref().map(|c| AutoRetryConfig {
             auto_retry_limit: c.auto_retry_limit,
             auto_retry_number: c.auto_retry_number,
-            next_auto_retry: c.next_auto_retry.clone(),
-            previous_auto_retry: c.previous_auto_retry.clone(),
+            next_auto_retry: text(&c.next_auto_retry),
+            previous_auto_retry: text(&c.previous_auto_retry),
         }),
     }
 }
@@ -66,25 +74,30 @@ fn phase(p: &aws::BuildPhase) -> BuildPhase {
         start_time: p.start_time.as_ref().and_then(from_aws_time),
         end_time: p.end_time.as_ref().and_then(from_aws_time),
         duration_in_seconds: p.duration_in_seconds,
-        contexts: p.contexts.as_ref().map(|c| {
-            c.iter()
-                .map(|c| PhaseContext {
-                    status_code: c.status_code.clone(),
-                    message: c.message.clone(),
-                })
-                .collect()
-        }),
+        contexts: p
+            .contexts
+            .as_ref()
+            .map(|c| {
+                c.iter()
+                    .map(|c| PhaseContext {
+                        status_code: text(&c.status_code),
+                        message: text(&c.message),
+                    })
+                    .filter(|c| c != &PhaseContext::default())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|c| !c.is_empty()),
     }
 }
 
 fn artifacts(a: &aws::BuildArtifacts) -> BuildArtifacts {
     BuildArtifacts {
-        location: a.location.clone(),
-        sha256sum: a.sha256_sum.clone(),
-        md5sum: a.md5_sum.clone(),
+        location: text(&a.location),
+        sha256sum: text(&a.sha256_sum),
+        md5sum: text(&a.md5_sum),
         override_artifact_name: a.override_artifact_name,
         encryption_disabled: a.encryption_disabled,
-        artifact_identifier: a.artifact_identifier.clone(),
+        artifact_identifier: text(&a.artifact_identifier),
         bucket_owner_access: a
             .bucket_owner_access
             .as_ref()
@@ -94,11 +107,16 @@ fn artifacts(a: &aws::BuildArtifacts) -> BuildArtifacts {
 
 fn logs(l: &aws::LogsLocation) -> LogsLocation {
     LogsLocation {
-        group_name: l.group_name.clone(),
-        stream_name: l.stream_name.clone(),
-        deep_link: l.deep_link.clone(),
-        s3_deep_link: l.s3_deep_link.clone(),
-        cloud_watch_logs_arn: l.cloud_watch_logs_arn.clone(),
-        s3_logs_arn: l.s3_logs_arn.clone(),
+        group_name: text(&l.group_name),
+        stream_name: text(&l.stream_name),
+        deep_link: text(&l.deep_link),
+        s3_deep_link: text(&l.s3_deep_link),
+        cloud_watch_logs_arn: text(&l.cloud_watch_logs_arn),
+        s3_logs_arn: text(&l.s3_logs_arn),
     }
+}
+
+/// A string CodeBuild sent, or None when it is absent or empty.
+fn text(s: &Option<String>) -> Option<String> {
+    s.as_ref().filter(|s| !s.is_empty()).cloned()
 }

@@ -1,0 +1,440 @@
+//! Reconcile against a mocked apiserver (tower-test) and a fake CodeBuild: the exact
+//! sequence of calls for the exactly-once start, tracking and deletion.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_codebuild::operation::start_build::StartBuildInput;
+use aws_sdk_codebuild::types::{Build, EnvironmentVariable, ProjectEnvironment, StatusType};
+use aws_smithy_types::DateTime;
+use codebuild_operator::api::{CodeBuildRun, FINALIZER, MARKER_ENV_VAR};
+use codebuild_operator::codebuild::{ApiError, BuildApi, BuildBatch, BuildIdPage, ErrorKind};
+use codebuild_operator::controller::{Context, Settings, reconcile};
+use codebuild_operator::tracker::Tracker;
+use http::{Request, Response};
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Client, Resource};
+use serde_json::{Value, json};
+
+// === the fake CodeBuild ===
+
+#[derive(Default)]
+struct FakeCodeBuild {
+    log: Arc<Mutex<Vec<String>>>,
+    builds: Mutex<Vec<Build>>,
+    start_error: Mutex<Option<ApiError>>,
+}
+
+fn build(id: &str, status: StatusType, phase: &str, uid: &str) -> Build {
+    Build::builder()
+        .id(id)
+        .arn(format!(
+            "arn:aws:codebuild:us-east-1:123456789012:build/{id}"
+        ))
+        .build_number(1)
+        .build_status(status.clone())
+        .current_phase(phase)
+        .build_complete(status != StatusType::InProgress)
+        .start_time(DateTime::from_secs(
+            DateTime::from(std::time::SystemTime::now()).secs(),
+        ))
+        .environment(
+            ProjectEnvironment::builder()
+                .r#type("LINUX_CONTAINER".into())
+                .image("img")
+                .compute_type("BUILD_GENERAL1_SMALL".into())
+                .environment_variables(
+                    EnvironmentVariable::builder()
+                        .name(MARKER_ENV_VAR)
+                        .value(uid)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .build()
+}
+
+impl BuildApi for FakeCodeBuild {
+    async fn start_build(&self, region: &str, input: StartBuildInput) -> Result<Build, ApiError> {
+        let token = input.idempotency_token.clone().unwrap_or_default();
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("aws StartBuild {region} token={token}"));
+        if let Some(e) = self.start_error.lock().unwrap().clone() {
+            return Err(e);
+        }
+        let uid = input
+            .environment_variables_override
+            .unwrap_or_default()
+            .into_iter()
+            .find(|v| v.name == MARKER_ENV_VAR)
+            .map(|v| v.value)
+            .unwrap_or_default();
+        let b = build("p:1", StatusType::InProgress, "SUBMITTED", &uid);
+        self.builds.lock().unwrap().push(b.clone());
+        Ok(b)
+    }
+    async fn batch_get_builds(
+        &self,
+        _region: &str,
+        ids: Vec<String>,
+    ) -> Result<BuildBatch, ApiError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("aws BatchGetBuilds {}", ids.join(",")));
+        let builds = self
+            .builds
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|b| ids.contains(&b.id.clone().unwrap()))
+            .cloned()
+            .collect();
+        Ok(BuildBatch {
+            builds,
+            not_found: vec![],
+        })
+    }
+    async fn stop_build(&self, _region: &str, id: &str) -> Result<Build, ApiError> {
+        self.log.lock().unwrap().push(format!("aws StopBuild {id}"));
+        Ok(build(id, StatusType::Stopped, "COMPLETED", ""))
+    }
+    async fn list_builds_for_project(
+        &self,
+        _r: &str,
+        project: &str,
+        _t: Option<String>,
+    ) -> Result<BuildIdPage, ApiError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("aws ListBuildsForProject {project}"));
+        Ok(BuildIdPage {
+            ids: self
+                .builds
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .map(|b| b.id.clone().unwrap())
+                .collect(),
+            next_token: None,
+        })
+    }
+}
+
+// === the fake apiserver ===
+
+/// Answers every request plausibly and logs `k8s METHOD PATH` plus the body.
+fn fake_apiserver(
+    object: Value,
+    log: Arc<Mutex<Vec<String>>>,
+    bodies: Arc<Mutex<Vec<Value>>>,
+) -> Client {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    tokio::spawn(async move {
+        let object = Arc::new(Mutex::new(object));
+        while let Some((request, send)) = handle.next_request().await {
+            let method = request.method().to_string();
+            let path = request.uri().path().to_owned();
+            let body = request.into_body().collect_bytes().await.unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let what = if path.contains("/events") {
+                "event".to_owned()
+            } else {
+                format!("{method} {path}")
+            };
+            log.lock().unwrap().push(format!("k8s {what}"));
+            bodies.lock().unwrap().push(body.clone());
+            let answer = if path.contains("/events") {
+                body
+            } else {
+                let mut obj = object.lock().unwrap();
+                if path.ends_with("/status") {
+                    obj["status"] = body["status"].clone();
+                } else if let Some(ops) = body.as_array() {
+                    // JSON patch of finalizers from kube's finalizer helper.
+                    for op in ops {
+                        if op["path"] == "/metadata/finalizers" && op["op"] == "add" {
+                            obj["metadata"]["finalizers"] = op["value"].clone();
+                        }
+                        if op["op"] == "remove" {
+                            obj["metadata"]["finalizers"] = json!([]);
+                        }
+                    }
+                }
+                obj.clone()
+            };
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                    .unwrap(),
+            );
+        }
+    });
+    Client::new(service, "default")
+}
+
+struct Harness {
+    log: Arc<Mutex<Vec<String>>>,
+    bodies: Arc<Mutex<Vec<Value>>>,
+    ctx: Arc<Context<FakeCodeBuild>>,
+    aws: Arc<FakeCodeBuild>,
+}
+
+fn harness(object: &Value, window: Duration) -> Harness {
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let client = fake_apiserver(object.clone(), log.clone(), bodies.clone());
+    let aws = Arc::new(FakeCodeBuild {
+        log: log.clone(),
+        ..Default::default()
+    });
+    let tracker = Tracker::new(aws.clone());
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "test".into(),
+            instance: None,
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client,
+        aws.clone(),
+        tracker,
+        recorder,
+        Settings {
+            default_region: "us-east-1".into(),
+            token_window: window,
+        },
+    ));
+    Harness {
+        log,
+        bodies,
+        ctx,
+        aws,
+    }
+}
+
+fn run_object(finalizers: &[&str], status: Value) -> Value {
+    json!({
+        "apiVersion": "codebuild.operator.dev/v1alpha1",
+        "kind": "CodeBuildRun",
+        "metadata": {"name": "r", "namespace": "ns", "uid": "uid-1", "generation": 1, "resourceVersion": "1",
+                     "finalizers": finalizers},
+        "spec": {"projectName": "p"},
+        "status": status,
+    })
+}
+
+async fn reconcile_once(h: &Harness, object: &Value) -> Result<(), String> {
+    let run: CodeBuildRun = serde_json::from_value(object.clone()).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        reconcile(Arc::new(run), h.ctx.clone()),
+    )
+    .await
+    .map_err(|_| "reconcile timed out".to_owned())?
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+fn log(h: &Harness) -> Vec<String> {
+    h.log.lock().unwrap().clone()
+}
+
+const RUN_PATH: &str = "/apis/codebuild.operator.dev/v1alpha1/namespaces/ns/codebuildruns/r";
+
+#[tokio::test]
+async fn finalizer_is_added_before_anything_else() {
+    let object = run_object(&[], Value::Null);
+    let h = harness(&object, Duration::from_secs(300));
+    reconcile_once(&h, &object).await.unwrap();
+    assert_eq!(log(&h), vec![format!("k8s PATCH {RUN_PATH}")]);
+    let patch = &h.bodies.lock().unwrap()[0];
+    assert!(patch.to_string().contains(FINALIZER), "{patch}");
+}
+
+#[tokio::test]
+async fn attempt_is_recorded_before_start_build_and_the_build_id_right_after() {
+    let object = run_object(&[FINALIZER], Value::Null);
+    let h = harness(&object, Duration::from_secs(300));
+    reconcile_once(&h, &object).await.unwrap();
+    assert_eq!(
+        log(&h),
+        vec![
+            format!("k8s PATCH {RUN_PATH}/status"),
+            "aws StartBuild us-east-1 token=codebuild-operator-uid-1".to_owned(),
+            format!("k8s PATCH {RUN_PATH}/status"),
+            "k8s event".to_owned(),
+        ]
+    );
+    let bodies = h.bodies.lock().unwrap();
+    let attempt = &bodies[0]["status"];
+    assert_eq!(
+        attempt["startAttempt"]["idempotencyToken"],
+        "codebuild-operator-uid-1"
+    );
+    assert!(
+        attempt.get("buildId").is_none(),
+        "no build id before StartBuild: {attempt}"
+    );
+    assert_eq!(attempt["conditions"].as_array().unwrap().len(), 4);
+    let started = &bodies[1]["status"];
+    assert_eq!(started["buildId"], "p:1");
+    assert_eq!(started["startAttempt"], attempt["startAttempt"]);
+    let succeeded = started["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Succeeded")
+        .unwrap();
+    assert_eq!(succeeded["status"], "Unknown");
+    assert_eq!(succeeded["reason"], "SUBMITTED");
+    assert_eq!(bodies[2]["reason"], "BuildStarted");
+}
+
+#[tokio::test]
+async fn an_attempt_inside_the_window_reuses_its_token_without_a_new_attempt_write() {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let status =
+        json!({"startAttempt": {"idempotencyToken": "tok-7", "time": now, "region": "eu-west-1"}});
+    let object = run_object(&[FINALIZER], status);
+    let h = harness(&object, Duration::from_secs(300));
+    reconcile_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert_eq!(l[0], "aws StartBuild eu-west-1 token=tok-7", "{l:?}");
+    assert_eq!(l[1], format!("k8s PATCH {RUN_PATH}/status"));
+    assert_eq!(l.iter().filter(|c| c.contains("StartBuild")).count(), 1);
+}
+
+#[tokio::test]
+async fn an_attempt_past_the_window_is_searched_and_adopted_not_restarted() {
+    let status = json!({"startAttempt": {"idempotencyToken": "tok", "time": "2020-01-01T00:00:00Z", "region": "us-east-1"}});
+    let object = run_object(&[FINALIZER], status);
+    let h = harness(&object, Duration::from_secs(300));
+    h.aws
+        .builds
+        .lock()
+        .unwrap()
+        .push(build("p:9", StatusType::InProgress, "BUILD", "uid-1"));
+    reconcile_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert_eq!(l[0], "aws ListBuildsForProject p");
+    assert_eq!(l[1], "aws BatchGetBuilds p:9");
+    assert!(
+        !l.iter().any(|c| c.contains("StartBuild")),
+        "a second build was started: {l:?}"
+    );
+    assert_eq!(h.bodies.lock().unwrap()[0]["status"]["buildId"], "p:9");
+}
+
+#[tokio::test]
+async fn a_recorded_build_id_never_leads_to_start_build() {
+    let status = json!({"buildId": "p:1", "buildStatus": "IN_PROGRESS", "currentPhase": "BUILD",
+        "startAttempt": {"idempotencyToken": "tok", "time": "2020-01-01T00:00:00Z", "region": "us-east-1"}});
+    let object = run_object(&[FINALIZER], status);
+    let h = harness(&object, Duration::from_secs(300));
+    for _ in 0..3 {
+        reconcile_once(&h, &object).await.unwrap();
+    }
+    let l = log(&h);
+    assert!(
+        !l.iter().any(|c| c.contains("aws")),
+        "reconcile called AWS: {l:?}"
+    );
+    // The first reconcile writes conditions (the object has none); later ones see no change
+    // in the fake apiserver's answer and the tracker's cache stays empty: no more writes.
+    assert_eq!(
+        h.ctx.tracker.in_flight(),
+        1,
+        "the build is handed to the tracker"
+    );
+}
+
+#[tokio::test]
+async fn a_permanent_start_error_stalls_without_retry() {
+    let object = run_object(&[FINALIZER], Value::Null);
+    let h = harness(&object, Duration::from_secs(300));
+    *h.aws.start_error.lock().unwrap() = Some(ApiError::new(
+        ErrorKind::InvalidInput,
+        Some("InvalidInputException"),
+        "bad image",
+    ));
+    reconcile_once(&h, &object).await.unwrap();
+    let bodies = h.bodies.lock().unwrap();
+    let stalled = bodies[1]["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Stalled")
+        .unwrap()
+        .clone();
+    assert_eq!(stalled["status"], "True");
+    assert_eq!(stalled["reason"], "InvalidInput");
+    assert!(stalled["message"].as_str().unwrap().contains("bad image"));
+}
+
+#[tokio::test]
+async fn a_transient_start_error_is_visible_and_returned_for_backoff() {
+    let object = run_object(&[FINALIZER], Value::Null);
+    let h = harness(&object, Duration::from_secs(300));
+    *h.aws.start_error.lock().unwrap() = Some(ApiError::new(
+        ErrorKind::ProjectNotFound,
+        Some("ResourceNotFoundException"),
+        "Project cannot be found",
+    ));
+    let err = reconcile_once(&h, &object).await.unwrap_err();
+    assert!(err.contains("Project cannot be found"), "{err}");
+    let bodies = h.bodies.lock().unwrap();
+    let rec = bodies[1]["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Reconciling")
+        .unwrap()
+        .clone();
+    assert_eq!(rec["status"], "True");
+    assert_eq!(rec["reason"], "ProjectNotFound");
+    assert_eq!(
+        bodies[2]["reason"], "ProjectNotFound",
+        "a Warning Event with the category"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_running_run_stops_its_build_then_releases_the_finalizer() {
+    let status = json!({"buildId": "p:1", "buildStatus": "IN_PROGRESS", "currentPhase": "BUILD",
+        "startAttempt": {"idempotencyToken": "tok", "time": "2020-01-01T00:00:00Z", "region": "us-east-1"}});
+    let mut object = run_object(&[FINALIZER], status);
+    object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    let h = harness(&object, Duration::from_secs(300));
+    reconcile_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert_eq!(l[0], "aws StopBuild p:1");
+    assert_eq!(
+        l.last().unwrap(),
+        &format!("k8s PATCH {RUN_PATH}"),
+        "finalizer removed last: {l:?}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_run_that_never_started_does_not_call_aws() {
+    let mut object = run_object(&[FINALIZER], Value::Null);
+    object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    let h = harness(&object, Duration::from_secs(300));
+    reconcile_once(&h, &object).await.unwrap();
+    assert_eq!(log(&h), vec![format!("k8s PATCH {RUN_PATH}")]);
+}
+
+#[test]
+fn object_reference_names_the_run() {
+    let run: CodeBuildRun = serde_json::from_value(run_object(&[], Value::Null)).unwrap();
+    assert_eq!(run.object_ref(&()).name.as_deref(), Some("r"));
+}
