@@ -3,7 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// What deleting a CodeBuildRun does to a build that is still running.
+// No doc comment on the type: its description would replace the field's in the schema.
+#[allow(missing_docs)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum OnDelete {
     /// Call StopBuild, then let the object go (the default).
