@@ -1,12 +1,13 @@
 //! Command line: every flag is also an environment variable.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 /// Run AWS CodeBuild builds as Kubernetes CodeBuildRun objects.
 #[derive(Debug, Parser)]
-#[command(name = "codebuild-operator", version, about)]
+#[command(name = "codebuild-operator", version, about, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -30,8 +31,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// Flags of `codebuild-operator run`.
+/// Flags of `codebuild-operator run`. A flag given twice takes its last value.
 #[derive(Clone, Debug, Parser)]
+#[command(args_override_self = true)]
 pub struct RunArgs {
     /// Namespaces to watch, comma-separated. Empty watches every namespace.
     #[arg(
@@ -74,4 +76,53 @@ pub struct RunArgs {
     /// again. Only emulators with scaled time need another value.
     #[arg(long, env = "CODEBUILD_OPERATOR_TOKEN_WINDOW", default_value = "5m", value_parser = humantime::parse_duration, hide = true)]
     pub token_window: Duration,
+
+    /// Where to serve /metrics (Prometheus), /healthz (liveness) and /readyz (readiness).
+    #[arg(
+        long,
+        env = "CODEBUILD_OPERATOR_METRICS_ADDRESS",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub metrics_address: SocketAddr,
+
+    /// Elect a leader through a coordination.k8s.io Lease: every replica keeps its watch
+    /// cache warm, only the leader reconciles and polls CodeBuild. Needed with more than one
+    /// replica.
+    #[arg(
+        long,
+        env = "CODEBUILD_OPERATOR_LEADER_ELECTION",
+        default_value_t = false,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub leader_election: bool,
+
+    /// The name of the leader election Lease.
+    #[arg(
+        long,
+        env = "CODEBUILD_OPERATOR_LEASE_NAME",
+        default_value = "codebuild-operator-leader"
+    )]
+    pub lease_name: String,
+
+    /// The namespace of the leader election Lease. Defaults to POD_NAMESPACE, else
+    /// "default".
+    #[arg(long, env = "CODEBUILD_OPERATOR_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+}
+
+impl RunArgs {
+    /// The Lease's namespace: the flag, else the pod's namespace, else "default".
+    pub fn lease_namespace(&self) -> String {
+        self.lease_namespace
+            .clone()
+            .filter(|ns| !ns.is_empty())
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|ns| !ns.is_empty())
+            })
+            .unwrap_or_else(|| "default".into())
+    }
 }

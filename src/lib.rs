@@ -10,5 +10,8 @@ pub mod codebuild;
 pub mod controller;
 pub mod convert;
 pub mod crd;
+pub mod leader;
+pub mod metrics;
+pub mod server;
 pub mod telemetry;
 pub mod tracker;

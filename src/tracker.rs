@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
 use futures::{StreamExt, stream};
@@ -21,6 +21,7 @@ use crate::api::{BuildInfo, CodeBuildRun};
 use crate::codebuild::{BATCH_GET_BUILDS_MAX_IDS, BuildApi};
 use crate::controller::plan;
 use crate::convert::build_info;
+use crate::metrics::Metrics;
 
 /// How many BatchGetBuilds calls of one round may be in flight at once.
 const ROUND_CONCURRENCY: usize = 4;
@@ -58,6 +59,7 @@ pub struct RoundStats {
 /// Shared handle to the tracker.
 pub struct Tracker<B> {
     api: Arc<B>,
+    metrics: Arc<Metrics>,
     entries: Arc<Mutex<HashMap<String, Entry>>>,
     triggers: Arc<
         Mutex<
@@ -73,6 +75,7 @@ impl<B> Clone for Tracker<B> {
     fn clone(&self) -> Self {
         Tracker {
             api: self.api.clone(),
+            metrics: self.metrics.clone(),
             entries: self.entries.clone(),
             triggers: self.triggers.clone(),
         }
@@ -84,9 +87,16 @@ impl<B: BuildApi> Tracker<B> {
     pub fn new(api: Arc<B>) -> Self {
         Tracker {
             api,
+            metrics: Arc::default(),
             entries: Arc::default(),
             triggers: Arc::default(),
         }
+    }
+
+    /// Counts rounds into `metrics` (a fresh, unexported set by default).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// A stream of objects to reconcile because their build changed, for the objects of
@@ -162,6 +172,7 @@ impl<B: BuildApi> Tracker<B> {
 
     /// One polling round: every in-flight build, batched per region.
     pub async fn round(&self) -> RoundStats {
+        let started = Instant::now();
         let mut by_region: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (id, entry) in lock(&self.entries).iter().filter(|(_, e)| e.polling) {
             by_region
@@ -217,6 +228,8 @@ impl<B: BuildApi> Tracker<B> {
                 }
             }
         }
+        self.metrics
+            .tracker_round(started.elapsed(), stats.builds, self.in_flight());
         stats
     }
 

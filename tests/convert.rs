@@ -188,3 +188,24 @@ async fn every_listed_build_field_reaches_status() {
         "an environment value leaked into status"
     );
 }
+
+#[tokio::test]
+async fn empty_strings_from_codebuild_are_left_out_of_status() {
+    // CodeBuild answers `"artifacts": {"location": ""}` for NO_ARTIFACTS and empty contexts
+    // for successful phases.
+    let response = r#"{"build": {"id": "p:1", "buildStatus": "IN_PROGRESS", "artifacts": {"location": ""},
+        "phases": [{"phaseType": "SUBMITTED", "phaseStatus": "SUCCEEDED", "contexts": [{"statusCode": "", "message": ""}]}]}}"#;
+    let (api, _) = sdk(response);
+    let input = start_build_input(
+        &serde_json::from_value(json!({"projectName": "p"})).unwrap(),
+        "t",
+        "u",
+    )
+    .unwrap();
+    let info = serde_json::to_value(build_info(
+        &api.start_build("us-east-1", input).await.unwrap(),
+    ))
+    .unwrap();
+    assert!(info.get("artifacts").is_none(), "{info}");
+    assert!(info["phases"][0].get("contexts").is_none(), "{info}");
+}

@@ -345,7 +345,11 @@ impl SimState {
     /// [`Faults::response_latency_ms`]).
     pub fn response_latency(&self, operation: &str) -> Duration {
         let g = self.lock();
-        let applies = g.faults.operation.as_deref().is_none_or(|op| op == operation);
+        let applies = g
+            .faults
+            .operation
+            .as_deref()
+            .is_none_or(|op| op == operation);
         if applies {
             Duration::from_millis(g.faults.response_latency_ms)
         } else {

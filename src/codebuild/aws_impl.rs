@@ -13,6 +13,7 @@ use aws_sdk_codebuild::operation::start_build::StartBuildInput;
 use aws_sdk_codebuild::types::{Build, SortOrderType};
 
 use super::{ApiError, BuildApi, BuildBatch, BuildIdPage};
+use crate::metrics::Metrics;
 
 /// How long one attempt of a call may take before it counts as a network failure.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +34,7 @@ pub struct AwsBuildApi {
     shared: Arc<SdkConfig>,
     settings: AwsSettings,
     clients: Arc<Mutex<HashMap<String, Client>>>,
+    metrics: Arc<Metrics>,
 }
 
 impl AwsBuildApi {
@@ -57,7 +59,27 @@ impl AwsBuildApi {
             shared: Arc::new(shared),
             settings,
             clients: Arc::default(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts every call into `metrics` (a fresh, unexported set by default).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Counts one call by operation and outcome, then hands its result on.
+    fn observe<T>(
+        &self,
+        operation: &'static str,
+        result: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        self.metrics.aws_call(
+            operation,
+            result.as_ref().map(|_| ()).map_err(|e| e.kind.category()),
+        );
+        result
     }
 
     /// The region of the loaded configuration, if any.
@@ -122,46 +144,48 @@ impl BuildApi for AwsBuildApi {
             host_kernel_override,
             ..
         } = input;
-        let out = self
-            .client(region)
-            .start_build()
-            .set_project_name(project_name)
-            .set_secondary_sources_override(secondary_sources_override)
-            .set_secondary_sources_version_override(secondary_sources_version_override)
-            .set_source_version(source_version)
-            .set_artifacts_override(artifacts_override)
-            .set_secondary_artifacts_override(secondary_artifacts_override)
-            .set_environment_variables_override(environment_variables_override)
-            .set_source_type_override(source_type_override)
-            .set_source_location_override(source_location_override)
-            .set_source_auth_override(source_auth_override)
-            .set_git_clone_depth_override(git_clone_depth_override)
-            .set_git_submodules_config_override(git_submodules_config_override)
-            .set_buildspec_override(buildspec_override)
-            .set_insecure_ssl_override(insecure_ssl_override)
-            .set_report_build_status_override(report_build_status_override)
-            .set_build_status_config_override(build_status_config_override)
-            .set_environment_type_override(environment_type_override)
-            .set_image_override(image_override)
-            .set_compute_type_override(compute_type_override)
-            .set_certificate_override(certificate_override)
-            .set_cache_override(cache_override)
-            .set_service_role_override(service_role_override)
-            .set_privileged_mode_override(privileged_mode_override)
-            .set_timeout_in_minutes_override(timeout_in_minutes_override)
-            .set_queued_timeout_in_minutes_override(queued_timeout_in_minutes_override)
-            .set_encryption_key_override(encryption_key_override)
-            .set_idempotency_token(idempotency_token)
-            .set_logs_config_override(logs_config_override)
-            .set_registry_credential_override(registry_credential_override)
-            .set_image_pull_credentials_type_override(image_pull_credentials_type_override)
-            .set_debug_session_enabled(debug_session_enabled)
-            .set_fleet_override(fleet_override)
-            .set_auto_retry_limit_override(auto_retry_limit_override)
-            .set_host_kernel_override(host_kernel_override)
-            .send()
-            .await
-            .map_err(|e| ApiError::from_sdk(&e))?;
+        let out = self.observe(
+            "StartBuild",
+            self.client(region)
+                .start_build()
+                .set_project_name(project_name)
+                .set_secondary_sources_override(secondary_sources_override)
+                .set_secondary_sources_version_override(secondary_sources_version_override)
+                .set_source_version(source_version)
+                .set_artifacts_override(artifacts_override)
+                .set_secondary_artifacts_override(secondary_artifacts_override)
+                .set_environment_variables_override(environment_variables_override)
+                .set_source_type_override(source_type_override)
+                .set_source_location_override(source_location_override)
+                .set_source_auth_override(source_auth_override)
+                .set_git_clone_depth_override(git_clone_depth_override)
+                .set_git_submodules_config_override(git_submodules_config_override)
+                .set_buildspec_override(buildspec_override)
+                .set_insecure_ssl_override(insecure_ssl_override)
+                .set_report_build_status_override(report_build_status_override)
+                .set_build_status_config_override(build_status_config_override)
+                .set_environment_type_override(environment_type_override)
+                .set_image_override(image_override)
+                .set_compute_type_override(compute_type_override)
+                .set_certificate_override(certificate_override)
+                .set_cache_override(cache_override)
+                .set_service_role_override(service_role_override)
+                .set_privileged_mode_override(privileged_mode_override)
+                .set_timeout_in_minutes_override(timeout_in_minutes_override)
+                .set_queued_timeout_in_minutes_override(queued_timeout_in_minutes_override)
+                .set_encryption_key_override(encryption_key_override)
+                .set_idempotency_token(idempotency_token)
+                .set_logs_config_override(logs_config_override)
+                .set_registry_credential_override(registry_credential_override)
+                .set_image_pull_credentials_type_override(image_pull_credentials_type_override)
+                .set_debug_session_enabled(debug_session_enabled)
+                .set_fleet_override(fleet_override)
+                .set_auto_retry_limit_override(auto_retry_limit_override)
+                .set_host_kernel_override(host_kernel_override)
+                .send()
+                .await
+                .map_err(|e| ApiError::from_sdk(&e)),
+        )?;
         out.build_value.ok_or_else(|| {
             ApiError::new(
                 super::ErrorKind::Other,
@@ -176,13 +200,15 @@ impl BuildApi for AwsBuildApi {
         region: &str,
         ids: Vec<String>,
     ) -> Result<BuildBatch, ApiError> {
-        let out = self
-            .client(region)
-            .batch_get_builds()
-            .set_ids(Some(ids))
-            .send()
-            .await
-            .map_err(|e| ApiError::from_sdk(&e))?;
+        let out = self.observe(
+            "BatchGetBuilds",
+            self.client(region)
+                .batch_get_builds()
+                .set_ids(Some(ids))
+                .send()
+                .await
+                .map_err(|e| ApiError::from_sdk(&e)),
+        )?;
         Ok(BuildBatch {
             builds: out.builds.unwrap_or_default(),
             not_found: out.builds_not_found.unwrap_or_default(),
@@ -190,13 +216,15 @@ impl BuildApi for AwsBuildApi {
     }
 
     async fn stop_build(&self, region: &str, id: &str) -> Result<Build, ApiError> {
-        let out = self
-            .client(region)
-            .stop_build()
-            .id(id)
-            .send()
-            .await
-            .map_err(|e| ApiError::from_sdk(&e))?;
+        let out = self.observe(
+            "StopBuild",
+            self.client(region)
+                .stop_build()
+                .id(id)
+                .send()
+                .await
+                .map_err(|e| ApiError::from_sdk(&e)),
+        )?;
         out.build_value.ok_or_else(|| {
             ApiError::new(super::ErrorKind::Other, None, "StopBuild returned no build")
         })
@@ -208,15 +236,17 @@ impl BuildApi for AwsBuildApi {
         project: &str,
         next_token: Option<String>,
     ) -> Result<BuildIdPage, ApiError> {
-        let out = self
-            .client(region)
-            .list_builds_for_project()
-            .project_name(project)
-            .sort_order(SortOrderType::Descending)
-            .set_next_token(next_token)
-            .send()
-            .await
-            .map_err(|e| ApiError::from_sdk(&e))?;
+        let out = self.observe(
+            "ListBuildsForProject",
+            self.client(region)
+                .list_builds_for_project()
+                .project_name(project)
+                .sort_order(SortOrderType::Descending)
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| ApiError::from_sdk(&e)),
+        )?;
         Ok(BuildIdPage {
             ids: out.ids.unwrap_or_default(),
             next_token: out.next_token,

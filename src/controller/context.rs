@@ -11,6 +11,7 @@ use rand::Rng;
 
 use crate::api::CodeBuildRun;
 use crate::codebuild::{BuildApi, ErrorKind};
+use crate::metrics::Metrics;
 use crate::tracker::Tracker;
 
 /// Operator settings that reconcile needs.
@@ -34,6 +35,8 @@ pub struct Context<B> {
     pub recorder: Recorder,
     /// Settings.
     pub settings: Settings,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
     failures: Mutex<HashMap<ObjectRef<CodeBuildRun>, u32>>,
 }
 
@@ -52,8 +55,15 @@ impl<B: BuildApi> Context<B> {
             tracker,
             recorder,
             settings,
+            metrics: Arc::default(),
             failures: Mutex::default(),
         }
+    }
+
+    /// Counts into `metrics` (a fresh, unexported set by default).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The delay before retrying `obj` after another failure: exponential with jitter,

@@ -15,7 +15,7 @@ mod run;
 pub use context::{Context, Settings};
 pub use error::Error;
 pub use reconcile::{error_policy, reconcile};
-pub use run::run;
+pub use run::{Clients, run, run_with};
 
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "codebuild-operator";

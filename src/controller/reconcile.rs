@@ -101,9 +101,31 @@ impl<'a, B: BuildApi> Step<'a, B> {
     // === apply ===
 
     async fn apply(mut self) -> Result<Action, Error> {
+        if self.current.build.build_id.is_none() && !self.refresh().await? {
+            return Ok(Action::await_change());
+        }
         match self.current.build.build_id.clone() {
             None => self.start().await,
             Some(id) => self.follow(id).await,
+        }
+    }
+
+    /// Re-reads the object from the apiserver before anything that may call StartBuild.
+    /// The watch cache can lag behind this operator's own writes: a reconcile queued by the
+    /// attempt write may still see no build id after the previous reconcile wrote one, and
+    /// would repeat StartBuild (harmless inside the token window, but a wasted call, and
+    /// past it a needless search). One read per start, never a write. Returns false when
+    /// the object is gone.
+    async fn refresh(&mut self) -> Result<bool, Error> {
+        let name = self.run.name_any();
+        match self.api.get_opt(&name).await? {
+            Some(fresh) if fresh.uid() == self.run.uid() => {
+                self.options = fresh.spec.options();
+                self.current = fresh.status.clone().unwrap_or_default();
+                self.run = Arc::new(fresh);
+                Ok(true)
+            }
+            _ => Ok(false),
         }
     }
 
@@ -215,6 +237,7 @@ impl<'a, B: BuildApi> Step<'a, B> {
         let region = self.region();
         match self.ctx.api.start_build(&region, input).await {
             Ok(build) => {
+                self.ctx.metrics.build_started();
                 let info = build_info(&build);
                 self.adopt(info, "BuildStarted").await
             }
@@ -586,6 +609,9 @@ impl<'a, B: BuildApi> Step<'a, B> {
             .await;
         }
         if plan::is_final(after) && !plan::is_final(before) {
+            self.ctx
+                .metrics
+                .build_finished(after.build_status.as_deref());
             match progress {
                 Progress::Succeeded { message } => {
                     self.event(

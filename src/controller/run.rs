@@ -1,40 +1,58 @@
 //! Wiring: the kube-runtime Controller(s), the tracker, graceful shutdown.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::StreamExt;
+use futures::{StreamExt, stream};
 use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, controller, watcher};
 use kube::{Client, CustomResourceExt};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
-use super::{Context, FIELD_MANAGER, Settings, error_policy, reconcile};
+use super::{Context, Error, FIELD_MANAGER, Settings, error_policy, reconcile};
 use crate::api::CodeBuildRun;
 use crate::cli::RunArgs;
 use crate::codebuild::{AwsBuildApi, AwsSettings, BuildApi};
+use crate::leader::{self, Election, Leadership, LeaseSettings};
+use crate::metrics::Metrics;
+use crate::server::{self, Readiness};
 use crate::tracker::Tracker;
+
+/// First delay between attempts to reach the CodeBuildRun API at startup.
+const CRD_RETRY_MIN: Duration = Duration::from_millis(500);
+/// Longest delay between those attempts.
+const CRD_RETRY_MAX: Duration = Duration::from_secs(15);
 
 /// Runs the operator until SIGTERM or SIGINT; in-flight reconciles finish first.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let client = Client::try_default()
+    let config = kube::Config::infer()
         .await
-        .context("connecting to Kubernetes")?;
+        .context("loading the Kubernetes configuration (in-cluster, or KUBECONFIG)")?;
+    let client = Client::try_from(config.clone()).context("connecting to Kubernetes")?;
+    let lease_client = leader::lease_client(config)?;
+    let metrics = Arc::new(Metrics::new());
     let aws = AwsBuildApi::load(
         args.region.clone(),
         AwsSettings {
             endpoint_url: args.endpoint_url.clone(),
         },
     )
-    .await;
+    .await
+    .with_metrics(metrics.clone());
     let default_region = args.region.clone().or_else(|| aws.default_region()).context(
         "no AWS region: set --region (CODEBUILD_OPERATOR_REGION), AWS_REGION, or a region in the AWS profile",
     )?;
     run_with(
-        client,
+        Clients {
+            main: client,
+            lease: lease_client,
+        },
         Arc::new(aws),
+        metrics,
         default_region,
         args,
         shutdown_signal(),
@@ -42,48 +60,121 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     .await
 }
 
+/// The Kubernetes clients of the operator.
+#[derive(Clone)]
+pub struct Clients {
+    /// Watches, status writes, Events, deletes.
+    pub main: Client,
+    /// Leader election Lease calls only, with short request timeouts.
+    pub lease: Client,
+}
+
 /// Runs the operator with a given CodeBuild implementation until `shutdown` completes.
+///
+/// The metrics and health server starts first, so `/healthz` answers and `/readyz` says
+/// what it waits for while the apiserver is still out of reach.
 pub async fn run_with<B: BuildApi>(
-    client: Client,
+    clients: Clients,
     api: Arc<B>,
+    metrics: Arc<Metrics>,
     default_region: String,
     args: RunArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    check_crd(&client).await?;
-    let tracker = Tracker::new(api.clone());
+    // One stop signal for every phase, so the startup waits end on SIGTERM too.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let readiness = Readiness::default();
+    let (server_stop_tx, server_stop_rx) = oneshot::channel::<()>();
+    let server = server::bind(
+        args.metrics_address,
+        metrics.clone(),
+        readiness.clone(),
+        async move {
+            let _ = server_stop_rx.await;
+        },
+    )
+    .await?;
+    let server = tokio::spawn(server);
+    let result = operate(
+        clients,
+        api,
+        metrics,
+        default_region,
+        args,
+        readiness,
+        stop_rx,
+    )
+    .await;
+    let _ = server_stop_tx.send(());
+    let _ = server.await;
+    info!("stopped");
+    result
+}
+
+async fn operate<B: BuildApi>(
+    clients: Clients,
+    api: Arc<B>,
+    metrics: Arc<Metrics>,
+    default_region: String,
+    args: RunArgs,
+    readiness: Readiness,
+    stop_rx: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let client = clients.main;
+    let namespaces = watched_namespaces(&args.namespaces);
+    let api_gate = readiness.gate("the CodeBuildRun API");
+    let mut stop = stop_rx.clone();
+    tokio::select! {
+        found = wait_for_crd(&client, &namespaces) => found?,
+        _ = stop.wait_for(|stopping| *stopping) => {
+            info!("stopping before the CodeBuildRun API was reachable");
+            return Ok(());
+        }
+    }
+    api_gate.open();
+
+    let tracker = Tracker::new(api.clone()).with_metrics(metrics.clone());
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        api,
-        tracker.clone(),
-        Recorder::new(client.clone(), reporter),
-        Settings {
-            default_region: default_region.clone(),
-            token_window: args.token_window,
-        },
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            api,
+            tracker.clone(),
+            Recorder::new(client.clone(), reporter),
+            Settings {
+                default_region: default_region.clone(),
+                token_window: args.token_window,
+            },
+        )
+        .with_metrics(metrics.clone()),
+    );
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let namespaces: Vec<Option<String>> = {
-        let named: Vec<String> = args
-            .namespaces
-            .iter()
-            .filter(|n| !n.is_empty())
-            .cloned()
-            .collect();
-        if named.is_empty() {
-            vec![None]
-        } else {
-            named.into_iter().map(Some).collect()
-        }
+    let (leadership, election) = if args.leader_election {
+        let settings = LeaseSettings {
+            name: args.lease_name.clone(),
+            namespace: args.lease_namespace(),
+            identity: leader::default_identity(),
+        };
+        let gate = readiness.gate("leader election");
+        let (leadership, election) =
+            Election::start(clients.lease, settings, metrics.clone(), gate);
+        (leadership, Some(election))
+    } else {
+        metrics.set_leader(true);
+        (Leadership::always(), None)
     };
+
     info!(
         namespaces = ?namespaces, region = %default_region, poll_interval = ?args.poll_interval,
-        concurrency = args.max_concurrent_reconciles, "starting controller"
+        concurrency = args.max_concurrent_reconciles, leader_election = args.leader_election,
+        "starting controller"
     );
     let controllers = namespaces.into_iter().map(|ns| {
         let runs: Api<CodeBuildRun> = match &ns {
@@ -91,13 +182,36 @@ pub async fn run_with<B: BuildApi>(
             None => Api::all(client.clone()),
         };
         let mut stop = stop_rx.clone();
-        Controller::new(runs, watcher::Config::default().any_semantic())
+        let mut controller = Controller::new(runs, watcher::Config::default().any_semantic())
             .with_config(controller::Config::default().concurrency(args.max_concurrent_reconciles))
-            .reconcile_on(tracker.triggers(ns))
+            .reconcile_on(tracker.triggers(ns.clone()))
             .graceful_shutdown_on(async move {
                 let _ = stop.wait_for(|stopping| *stopping).await;
-            })
-            .run(reconcile, error_policy, ctx.clone())
+            });
+        if args.leader_election {
+            // A standby skips every reconcile; on taking over, reconcile everything cached.
+            let leadership = leadership.clone();
+            let acquired = stream::once(async move { leadership.acquired().await });
+            controller = controller.reconcile_all_on(acquired.chain(stream::pending()));
+        }
+        let store = controller.store();
+        let gate = readiness.gate(format!(
+            "the watch cache of {}",
+            ns.as_deref().unwrap_or("all namespaces")
+        ));
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_ok() {
+                info!(namespace = ?ns, "watch cache synced");
+                gate.open();
+            }
+        });
+        let leadership = leadership.clone();
+        controller
+            .run(
+                move |run, ctx| gated_reconcile(run, ctx, leadership.clone()),
+                error_policy,
+                ctx.clone(),
+            )
             .for_each(|result| async move {
                 if let Err(error) = result {
                     match error {
@@ -109,32 +223,95 @@ pub async fn run_with<B: BuildApi>(
     });
     let controllers = futures::future::join_all(controllers);
     tokio::pin!(controllers);
-    let tracker_loop = tracker.run(args.poll_interval);
+    // Only the leader polls CodeBuild.
+    let tracker_loop = {
+        let leadership = leadership.clone();
+        let interval = args.poll_interval;
+        async move {
+            leadership.acquired().await;
+            tracker.run(interval).await
+        }
+    };
     tokio::pin!(tracker_loop);
-    tokio::pin!(shutdown);
+    let mut stop = stop_rx.clone();
     tokio::select! {
         _ = &mut controllers => {}
         _ = &mut tracker_loop => {}
-        _ = &mut shutdown => {
+        _ = stop.wait_for(|stopping| *stopping) => {
             info!("shutting down: finishing in-flight reconciles");
-            let _ = stop_tx.send(true);
             controllers.await;
         }
     }
-    info!("stopped");
+    // Released only now, so a standby cannot start while our last reconciles still run.
+    if let Some(election) = election {
+        election.stop().await;
+    }
     Ok(())
 }
 
-/// Fails with a clear message when the CRD is not installed.
-async fn check_crd(client: &Client) -> anyhow::Result<()> {
-    let runs: Api<CodeBuildRun> = Api::all(client.clone());
-    runs.list(&ListParams::default().limit(1)).await.with_context(|| {
-        format!(
-            "cannot list {}: is the CRD installed (kubectl apply --server-side -f crds/) and may this identity list it?",
-            CodeBuildRun::crd_name()
-        )
-    })?;
+/// Reconciles when this replica leads, and counts the outcome; a standby does nothing (the
+/// leader's reconcile-all on taking over catches up with what it skipped).
+async fn gated_reconcile<B: BuildApi>(
+    run: Arc<CodeBuildRun>,
+    ctx: Arc<Context<B>>,
+    leadership: Leadership,
+) -> Result<Action, Error> {
+    if !leadership.is_leader() {
+        return Ok(Action::await_change());
+    }
+    let started = Instant::now();
+    let result = reconcile(run, ctx.clone()).await;
+    ctx.metrics.reconciled(
+        started.elapsed(),
+        result.as_ref().map(|_| ()).map_err(Error::category),
+    );
+    result
+}
+
+/// Waits until the CodeBuildRun API answers. Fails with a clear message when the CRD is
+/// not installed or this identity may not list it (neither fixes itself); retries, with a
+/// capped backoff, while the apiserver cannot be reached.
+///
+/// Lists where the controllers will watch (each namespace, or all), so a namespaced
+/// installation needs no cluster-wide permission.
+async fn wait_for_crd(client: &Client, namespaces: &[Option<String>]) -> anyhow::Result<()> {
+    let mut delay = CRD_RETRY_MIN;
+    for ns in namespaces {
+        let runs: Api<CodeBuildRun> = match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        loop {
+            match runs.list(&ListParams::default().limit(1)).await {
+                Ok(_) => break,
+                // The apiserver answered: a missing CRD or permission does not fix itself.
+                Err(kube::Error::Api(status)) if status.code < 500 && status.code != 429 => {
+                    return Err(anyhow::Error::new(kube::Error::Api(status)).context(format!(
+                        "cannot list {} in {}: is the CRD installed (kubectl apply --server-side -f crds/) and may this identity list it?",
+                        CodeBuildRun::crd_name(),
+                        ns.as_deref().unwrap_or("all namespaces"),
+                    )));
+                }
+                Err(error) => {
+                    warn!(%error, retry_in = ?delay, "cannot reach the Kubernetes API; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(CRD_RETRY_MAX);
+                }
+            }
+        }
+    }
     Ok(())
+}
+
+/// The namespaces to watch: each one named, or None for all.
+fn watched_namespaces(flag: &[String]) -> Vec<Option<String>> {
+    let named: Vec<Option<String>> = flag
+        .iter()
+        .filter(|n| !n.is_empty())
+        .cloned()
+        .map(Some)
+        .collect();
+    if named.is_empty() { vec![None] } else { named }
 }
 
 async fn shutdown_signal() {

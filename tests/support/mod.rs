@@ -371,6 +371,17 @@ impl OperatorProcess {
     /// ENDPOINT --poll-interval 500ms --log-format text EXTRA_ARGS...` with dummy AWS
     /// credentials. Later flags in `extra_args` override the defaults (clap: last wins).
     pub fn start(ns: &str, endpoint: &str, extra_args: &[&str]) -> OperatorProcess {
+        Self::start_with_env(ns, endpoint, extra_args, &[])
+    }
+
+    /// Like [`OperatorProcess::start`], with extra environment variables set last (so
+    /// `KUBECONFIG` may point at another identity's kubeconfig).
+    pub fn start_with_env(
+        ns: &str,
+        endpoint: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> OperatorProcess {
         let cluster = cluster();
         let dir = repo_root().join("target/e2e-logs");
         std::fs::create_dir_all(&dir).expect("creating target/e2e-logs");
@@ -392,6 +403,9 @@ impl OperatorProcess {
                 "500ms",
                 "--log-format",
                 "text",
+                // Tests run operators side by side: a free port each.
+                "--metrics-address",
+                "127.0.0.1:0",
             ])
             .args(extra_args)
             .env("KUBECONFIG", cluster.kubeconfig())
@@ -401,6 +415,7 @@ impl OperatorProcess {
             .env("RUST_LOG", "info,codebuild_operator=debug")
             // Plain text in the log file (tracing-subscriber colours by default).
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
