@@ -600,10 +600,12 @@ impl<'a, B: BuildApi> Step<'a, B> {
         let id = after.build_id.as_deref().unwrap_or("?");
         if after.current_phase.is_some() && after.current_phase != before.current_phase {
             let phase = after.current_phase.as_deref().unwrap_or("?");
+            // The phase is the action: the Recorder folds Events of the same type, reason
+            // and action into one series that keeps the first note.
             self.event(
                 EventType::Normal,
                 "PhaseChanged",
-                "BatchGetBuilds",
+                phase,
                 format!("build {id} entered phase {phase}"),
             )
             .await;
