@@ -206,13 +206,13 @@ fn compare(
         }
         "list" => {
             expect_type(schema, "array", path, problems);
-            if let Some(max) = m.get("max") {
-                if schema.get("maxItems") != Some(max) {
-                    problems.push(format!(
-                        "{path}: maxItems {:?}, model max {max}",
-                        schema.get("maxItems")
-                    ));
-                }
+            if let Some(max) = m.get("max")
+                && schema.get("maxItems") != Some(max)
+            {
+                problems.push(format!(
+                    "{path}: maxItems {:?}, model max {max}",
+                    schema.get("maxItems")
+                ));
             }
             compare(
                 model,
@@ -225,33 +225,33 @@ fn compare(
         }
         "string" => {
             expect_type(schema, "string", path, problems);
-            if let Some(values) = m.get("enum") {
-                if schema.get("enum") != Some(values) {
-                    problems.push(format!(
-                        "{path}: enum {:?}, model {values}",
-                        schema.get("enum")
-                    ));
-                }
+            if let Some(values) = m.get("enum")
+                && schema.get("enum") != Some(values)
+            {
+                problems.push(format!(
+                    "{path}: enum {:?}, model {values}",
+                    schema.get("enum")
+                ));
             }
-            if let Some(min) = m.get("min") {
-                if schema.get("minLength") != Some(min) {
-                    problems.push(format!(
-                        "{path}: minLength {:?}, model min {min}",
-                        schema.get("minLength")
-                    ));
-                }
+            if let Some(min) = m.get("min")
+                && schema.get("minLength") != Some(min)
+            {
+                problems.push(format!(
+                    "{path}: minLength {:?}, model min {min}",
+                    schema.get("minLength")
+                ));
             }
         }
         "integer" | "long" => {
             expect_type(schema, "integer", path, problems);
             for (bound, key) in [("min", "minimum"), ("max", "maximum")] {
-                if let Some(v) = m.get(bound) {
-                    if schema.get(key).and_then(Value::as_f64) != v.as_f64() {
-                        problems.push(format!(
-                            "{path}: {key} {:?}, model {bound} {v}",
-                            schema.get(key)
-                        ));
-                    }
+                if let Some(v) = m.get(bound)
+                    && schema.get(key).and_then(Value::as_f64) != v.as_f64()
+                {
+                    problems.push(format!(
+                        "{path}: {key} {:?}, model {bound} {v}",
+                        schema.get(key)
+                    ));
                 }
             }
         }

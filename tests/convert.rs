@@ -15,9 +15,12 @@ use serde_json::{Value, json};
 const FULL_SPEC: &str = include_str!("fixtures/start-build-full.json");
 const FULL_BUILD: &str = include_str!("fixtures/build-full.json");
 
+/// The requests an SDK client sent: (X-Amz-Target, JSON body).
+type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+
 /// An SDK whose HTTP client records each request body and answers with `response`.
-fn sdk(response: &'static str) -> (AwsBuildApi, Arc<Mutex<Vec<(String, Value)>>>) {
-    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+fn sdk(response: &'static str) -> (AwsBuildApi, Seen) {
+    let seen: Seen = Arc::default();
     let log = seen.clone();
     let http = infallible_client_fn(move |req| {
         let target = req

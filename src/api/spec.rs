@@ -16,6 +16,8 @@ use super::{
 /// overrides the project's setting for this build only. `spec.operator` holds the few
 /// settings of the operator itself. The StartBuild members cannot change after creation:
 /// create a new CodeBuildRun to start another build.
+// Each printcolumn(...) repeats `type_`: clippy reads that as a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "codebuild.operator.dev",
