@@ -126,3 +126,41 @@ impl RunArgs {
             .unwrap_or_else(|| "default".into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let mut argv = vec!["codebuild-operator", "run"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).expect("valid flags").command {
+            Command::Run(args) => args,
+            Command::Crd => unreachable!("parsed `run`"),
+        }
+    }
+
+    #[test]
+    fn metrics_and_leader_election_flags() {
+        let defaults = run_args(&[]);
+        assert_eq!(defaults.metrics_address.to_string(), "0.0.0.0:8080");
+        assert!(!defaults.leader_election);
+        assert_eq!(defaults.lease_name, "codebuild-operator-leader");
+
+        assert!(run_args(&["--leader-election"]).leader_election);
+        assert!(run_args(&["--leader-election=true"]).leader_election);
+        assert!(!run_args(&["--leader-election=false"]).leader_election);
+        let args = run_args(&[
+            "--metrics-address",
+            "127.0.0.1:9090",
+            "--lease-name",
+            "l",
+            "--lease-namespace",
+            "ops",
+        ]);
+        assert_eq!(args.metrics_address.to_string(), "127.0.0.1:9090");
+        assert_eq!(args.lease_name, "l");
+        assert_eq!(args.lease_namespace(), "ops");
+        assert!(Cli::try_parse_from(["x", "run", "--metrics-address", "nowhere"]).is_err());
+    }
+}

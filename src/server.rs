@@ -21,10 +21,13 @@ use tracing::{info, warn};
 
 use crate::metrics::{CONTENT_TYPE, Metrics};
 
+/// A gate's name and whether it is open.
+type NamedGate = (String, Arc<AtomicBool>);
+
 /// The named conditions `/readyz` waits for.
 #[derive(Clone, Debug, Default)]
 pub struct Readiness {
-    gates: Arc<Mutex<Vec<(String, Arc<AtomicBool>)>>>,
+    gates: Arc<Mutex<Vec<NamedGate>>>,
 }
 
 /// One readiness condition; open it with [`Gate::open`].

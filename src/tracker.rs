@@ -56,19 +56,18 @@ pub struct RoundStats {
     pub changed: usize,
 }
 
+/// A controller's trigger channel and the namespace it watches (None: all).
+type Trigger = (
+    Option<String>,
+    mpsc::UnboundedSender<ObjectRef<CodeBuildRun>>,
+);
+
 /// Shared handle to the tracker.
 pub struct Tracker<B> {
     api: Arc<B>,
     metrics: Arc<Metrics>,
     entries: Arc<Mutex<HashMap<String, Entry>>>,
-    triggers: Arc<
-        Mutex<
-            Vec<(
-                Option<String>,
-                mpsc::UnboundedSender<ObjectRef<CodeBuildRun>>,
-            )>,
-        >,
-    >,
+    triggers: Arc<Mutex<Vec<Trigger>>>,
 }
 
 impl<B> Clone for Tracker<B> {

@@ -311,7 +311,11 @@ async fn an_attempt_inside_the_window_reuses_its_token_without_a_new_attempt_wri
     let h = harness(&object, Duration::from_secs(300));
     reconcile_once(&h, &object).await.unwrap();
     let l = log(&h);
-    assert_eq!(l[0], format!("k8s GET {RUN_PATH}"), "a fresh read before StartBuild");
+    assert_eq!(
+        l[0],
+        format!("k8s GET {RUN_PATH}"),
+        "a fresh read before StartBuild"
+    );
     assert_eq!(l[1], "aws StartBuild eu-west-1 token=tok-7", "{l:?}");
     assert_eq!(l[2], format!("k8s PATCH {RUN_PATH}/status"));
     assert_eq!(l.iter().filter(|c| c.contains("StartBuild")).count(), 1);
@@ -365,7 +369,8 @@ async fn a_recorded_build_id_never_leads_to_start_build() {
 #[tokio::test]
 async fn a_stale_cache_without_the_build_id_does_not_repeat_start_build() {
     // The watch cache still shows only the attempt; the apiserver already has the build id.
-    let attempt = json!({"idempotencyToken": "tok", "time": "2020-01-01T00:00:00Z", "region": "us-east-1"});
+    let attempt =
+        json!({"idempotencyToken": "tok", "time": "2020-01-01T00:00:00Z", "region": "us-east-1"});
     let stale = run_object(&[FINALIZER], json!({"startAttempt": attempt}));
     let fresh = run_object(
         &[FINALIZER],
@@ -375,7 +380,10 @@ async fn a_stale_cache_without_the_build_id_does_not_repeat_start_build() {
     reconcile_once(&h, &stale).await.unwrap();
     let l = log(&h);
     assert_eq!(l[0], format!("k8s GET {RUN_PATH}"));
-    assert!(!l.iter().any(|c| c.starts_with("aws")), "called AWS on a stale read: {l:?}");
+    assert!(
+        !l.iter().any(|c| c.starts_with("aws")),
+        "called AWS on a stale read: {l:?}"
+    );
 }
 
 #[tokio::test]

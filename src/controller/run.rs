@@ -26,6 +26,8 @@ use crate::tracker::Tracker;
 const CRD_RETRY_MIN: Duration = Duration::from_millis(500);
 /// Longest delay between those attempts.
 const CRD_RETRY_MAX: Duration = Duration::from_secs(15);
+/// How often readiness re-checks whether a watch cache has synced.
+const CACHE_POLL: Duration = Duration::from_millis(250);
 
 /// Runs the operator until SIGTERM or SIGINT; in-flight reconciles finish first.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -200,9 +202,19 @@ async fn operate<B: BuildApi>(
             ns.as_deref().unwrap_or("all namespaces")
         ));
         tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() {
-                info!(namespace = ?ns, "watch cache synced");
-                gate.open();
+            // Re-polled on a timer: the Store's readiness is a oneshot with a single waker
+            // slot, and the Controller waits on it too, so one of two waiters is never
+            // woken (kube-runtime 5.0 `DelayedInit`). A fresh poll sees it ready.
+            loop {
+                match tokio::time::timeout(CACHE_POLL, store.wait_until_ready()).await {
+                    Ok(Ok(())) => {
+                        info!(namespace = ?ns, "watch cache synced");
+                        gate.open();
+                        return;
+                    }
+                    Ok(Err(_)) => return, // the controller stopped before its first list
+                    Err(_) => {}
+                }
             }
         });
         let leadership = leadership.clone();

@@ -1,0 +1,77 @@
+{{/* The chart's name. */}}
+{{- define "codebuild-operator.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's full name: the release name alone when it already contains the chart's. */}}
+{{- define "codebuild-operator.fullname" -}}
+{{- if contains .Chart.Name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "codebuild-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "codebuild-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "codebuild-operator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "codebuild-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "codebuild-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "codebuild-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when leader election is on: forced, or auto with more than one replica. */}}
+{{- define "codebuild-operator.leaderElection" -}}
+{{- $mode := .Values.leaderElection.enabled }}
+{{- if and (kindIs "bool" $mode) (not $mode) (gt (int .Values.replicas) 1) }}
+{{- fail "leaderElection.enabled=false with replicas > 1 would let every replica start builds: use leaderElection.enabled=auto (or true), or replicas=1" }}
+{{- end }}
+{{- if kindIs "bool" $mode }}
+{{- ternary "true" "false" $mode }}
+{{- else }}
+{{- ternary "true" "false" (gt (int .Values.replicas) 1) }}
+{{- end }}
+{{- end }}
+
+{{- define "codebuild-operator.leaseName" -}}
+{{- default (printf "%s-leader" (include "codebuild-operator.fullname" .)) .Values.leaderElection.leaseName | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The RBAC rules on CodeBuildRuns and Events: exactly the calls the operator makes. */}}
+{{- define "codebuild-operator.rules" -}}
+# Watch cache (list, watch), reads (get), the finalizer JSON patch on the object (patch) and
+# ttlSecondsAfterFinished (delete).
+- apiGroups: ["codebuild.operator.dev"]
+  resources: ["codebuildruns"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
+# Status: server-side apply on the status subresource.
+- apiGroups: ["codebuild.operator.dev"]
+  resources: ["codebuildruns/status"]
+  verbs: ["get", "patch"]
+# Finalizers: clusters with the OwnerReferencesPermissionEnforcement admission plugin
+# (OpenShift, some hardened clusters) require update on this subresource to set them.
+- apiGroups: ["codebuild.operator.dev"]
+  resources: ["codebuildruns/finalizers"]
+  verbs: ["update"]
+# kube-runtime's Recorder: creates an Event, then patches it when the same one repeats.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{- define "codebuild-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
