@@ -8,12 +8,10 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use codebuild_operator::api::{BuildInfo, CodeBuildRun, CodeBuildRunStatus};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use support::{TestNamespace, kubectl, kubectl_ok, kubectl_stdin, output_text};
+use support::{TestNamespace, example_files, kubectl, kubectl_ok, kubectl_stdin, output_text};
 
 const API_VERSION: &str = "codebuild.operator.dev/v1alpha1";
 
@@ -85,18 +83,6 @@ fn assert_no_runs(ns: &TestNamespace) {
 fn get_json(ns: &TestNamespace, name: &str) -> Value {
     let text = kubectl_ok(&["get", &format!("cbr/{name}"), "-n", ns.name(), "-o", "json"]);
     serde_json::from_str(&text).expect("kubectl -o json")
-}
-
-fn example_files() -> Vec<PathBuf> {
-    let dir = support::repo_root().join("examples");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("reading examples/")
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no examples/*.yaml");
-    files
 }
 
 // ---- the CRD itself ----------------------------------------------------------------------

@@ -11,7 +11,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use codebuild_operator::api::{CodeBuildRun, MARKER_ENV_VAR};
@@ -20,7 +19,9 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
-use support::{OperatorProcess, TestNamespace, kubectl, kubectl_ok, kubectl_stdin, output_text};
+use support::{
+    OperatorProcess, TestNamespace, example_files, kubectl, kubectl_ok, kubectl_stdin, output_text,
+};
 
 const API_VERSION: &str = "codebuild.operator.dev/v1alpha1";
 
@@ -393,18 +394,6 @@ fn kstatus(obj: &Value) -> &'static str {
         Some(_) => "InProgress",
         None => "Current",
     }
-}
-
-fn example_files() -> Vec<PathBuf> {
-    let dir = support::repo_root().join("examples");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("reading examples/")
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no examples/*.yaml");
-    files
 }
 
 const LONG: Duration = Duration::from_secs(60);

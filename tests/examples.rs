@@ -3,23 +3,13 @@
 //! member would otherwise vanish). The apiserver's view of the same files is checked in
 //! tests/e2e_api.rs.
 
-use std::path::PathBuf;
+mod support;
 
 use codebuild_operator::api::CodeBuildRun;
 use serde_json::Value;
+use support::example_files;
 
 const MIN_EXAMPLES: usize = 6;
-
-fn example_files() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
 
 /// Collects, as `path: problem`, every place where `original` is not contained in
 /// `reparsed`: a key that disappeared, an array whose length changed, a scalar that changed.

@@ -548,3 +548,17 @@ where
         tokio::time::sleep(poll).await;
     }
 }
+
+/// The example manifests, `examples/*.yaml`, sorted (the GitOps examples in subfolders are
+/// not CodeBuildRuns and are left out).
+pub fn example_files() -> Vec<PathBuf> {
+    let dir = repo_root().join("examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no examples/*.yaml");
+    files
+}
