@@ -8,7 +8,7 @@ use futures::{StreamExt, stream};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{Controller, controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
 use kube::{Client, CustomResourceExt};
 use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
@@ -184,7 +184,15 @@ async fn operate<B: BuildApi>(
             None => Api::all(client.clone()),
         };
         let mut stop = stop_rx.clone();
-        let mut controller = Controller::new(runs, watcher::Config::default().any_semantic())
+        // The cache keeps what reconcile reads; managedFields (about a third of each object)
+        // and kubectl's last-applied copy of the object are dropped as they arrive.
+        let (reader, writer) = reflector::store();
+        let runs = watcher(runs, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(strip_unneeded_fields)
+            .reflect(writer)
+            .applied_objects();
+        let mut controller = Controller::for_stream(runs, reader)
             .with_config(controller::Config::default().concurrency(args.max_concurrent_reconciles))
             .reconcile_on(tracker.triggers(ns.clone()))
             .graceful_shutdown_on(async move {
@@ -313,6 +321,16 @@ async fn wait_for_crd(client: &Client, namespaces: &[Option<String>]) -> anyhow:
         }
     }
     Ok(())
+}
+
+/// Drops the parts of a CodeBuildRun that no reconcile reads, before the watch cache
+/// stores it: `metadata.managedFields` and the `kubectl.kubernetes.io/last-applied-configuration`
+/// annotation (a second copy of the object for users of client-side `kubectl apply`).
+fn strip_unneeded_fields(run: &mut CodeBuildRun) {
+    run.metadata.managed_fields = None;
+    if let Some(annotations) = run.metadata.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 /// The namespaces to watch: each one named, or None for all.
