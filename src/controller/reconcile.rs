@@ -486,13 +486,9 @@ impl<'a, B: BuildApi> Step<'a, B> {
 
     async fn cleanup(self) -> Result<Action, Error> {
         let region = self.region();
-        if self.options.on_delete() == OnDelete::LeaveRunning {
-            if let Some(id) = &self.current.build.build_id {
-                self.ctx.tracker.forget(id);
-            }
-            return Ok(Action::await_change());
-        }
+        let leave_running = self.options.on_delete() == OnDelete::LeaveRunning;
         let build = match (&self.current.build.build_id, &self.current.start_attempt) {
+            _ if leave_running => None,
             (Some(id), _) => {
                 let latest = match self.ctx.tracker.observation(id) {
                     Some(Observation::Build(info)) => Some((*info).clone()),
@@ -551,8 +547,8 @@ impl<'a, B: BuildApi> Step<'a, B> {
                     return Err(e.into());
                 }
             }
-            self.ctx.tracker.forget(&id);
         }
+        // The tracker only ever holds the build id recorded in status.
         if let Some(id) = &self.current.build.build_id {
             self.ctx.tracker.forget(id);
         }
