@@ -18,8 +18,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller.
     Run(RunArgs),
-    /// Print the CodeBuildRun CustomResourceDefinition as YAML.
-    Crd,
+    /// Print a CustomResourceDefinition as YAML: CodeBuildRun (the default) or
+    /// CodeBuildRunPolicy.
+    Crd {
+        /// Which CRD.
+        #[arg(value_enum, default_value = "run")]
+        kind: crate::crd::Kind,
+    },
 }
 
 /// Log line format.
@@ -98,6 +103,26 @@ pub struct RunArgs {
     )]
     pub leader_election: bool,
 
+    /// Enforce CodeBuildRunPolicies: a run starts only when a policy lets its namespace start
+    /// its project, in its Region, with the overrides it sets (and under the policy's IAM
+    /// role, if it names one). Off: every namespace may start every project the operator's
+    /// AWS identity reaches (a warning says so at startup).
+    #[arg(
+        long,
+        env = "CODEBUILD_OPERATOR_ENFORCE_POLICIES",
+        default_value_t = false,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub enforce_policies: bool,
+
+    /// With --enforce-policies: the name of a ValidatingAdmissionPolicy the operator keeps
+    /// in step with the CodeBuildRunPolicies, so the apiserver refuses a run no policy allows
+    /// at `kubectl apply`, with the same message (the Helm chart binds it). Empty: none.
+    #[arg(long, env = "CODEBUILD_OPERATOR_ADMISSION_POLICY", default_value = "")]
+    pub admission_policy: String,
+
     /// The name of the leader election Lease.
     #[arg(
         long,
@@ -136,7 +161,7 @@ mod tests {
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv).expect("valid flags").command {
             Command::Run(args) => args,
-            Command::Crd => unreachable!("parsed `run`"),
+            Command::Crd { .. } => unreachable!("parsed `run`"),
         }
     }
 

@@ -11,8 +11,8 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => {
-            print!("{}", crd::crd_yaml()?);
+        Command::Crd { kind } => {
+            print!("{}", crd::kind_yaml(kind)?);
             Ok(())
         }
         Command::Run(args) => {

@@ -1,7 +1,7 @@
 //! The tracker: one place that polls CodeBuild for every in-flight build.
 //!
 //! Reconcile never polls AWS per object. It registers the build ids it needs watched; one
-//! round per poll interval, the tracker groups those ids by region, asks BatchGetBuilds for
+//! round per poll interval, the tracker groups those ids by target (Region and identity), asks BatchGetBuilds for
 //! up to 100 of them per call, keeps the latest answer per build in a shared cache, and
 //! triggers a reconcile of each object whose build changed. A build leaves the polling set
 //! once it is final (or CodeBuild says it does not exist); its last answer stays in the
@@ -18,7 +18,7 @@ use tokio::time::MissedTickBehavior;
 use tracing::{debug, warn};
 
 use crate::api::{BuildInfo, CodeBuildRun};
-use crate::codebuild::{BATCH_GET_BUILDS_MAX_IDS, BuildApi};
+use crate::codebuild::{BATCH_GET_BUILDS_MAX_IDS, BuildApi, Target};
 use crate::controller::plan;
 use crate::convert::build_info;
 use crate::metrics::Metrics;
@@ -37,7 +37,7 @@ pub enum Observation {
 
 #[derive(Debug)]
 struct Entry {
-    region: String,
+    target: Target,
     owner: ObjectRef<CodeBuildRun>,
     observed: Option<Observation>,
     polling: bool,
@@ -111,11 +111,11 @@ impl<B: BuildApi> Tracker<B> {
 
     /// Watch `build_id` for `owner` (idempotent). The first round that sees it triggers the
     /// owner.
-    pub fn track(&self, region: &str, build_id: &str, owner: ObjectRef<CodeBuildRun>) {
+    pub fn track(&self, target: &Target, build_id: &str, owner: ObjectRef<CodeBuildRun>) {
         lock(&self.entries)
             .entry(build_id.to_owned())
             .or_insert_with(|| Entry {
-                region: region.to_owned(),
+                target: target.clone(),
                 owner,
                 observed: None,
                 polling: true,
@@ -123,7 +123,7 @@ impl<B: BuildApi> Tracker<B> {
     }
 
     /// Record a build just returned by StartBuild or StopBuild; it is polled until final.
-    pub fn record(&self, region: &str, owner: ObjectRef<CodeBuildRun>, info: BuildInfo) {
+    pub fn record(&self, target: &Target, owner: ObjectRef<CodeBuildRun>, info: BuildInfo) {
         let Some(id) = info.build_id.clone() else {
             return;
         };
@@ -131,7 +131,7 @@ impl<B: BuildApi> Tracker<B> {
         lock(&self.entries).insert(
             id,
             Entry {
-                region: region.to_owned(),
+                target: target.clone(),
                 owner,
                 observed: Some(Observation::Build(Arc::new(info))),
                 polling,
@@ -169,37 +169,37 @@ impl<B: BuildApi> Tracker<B> {
         }
     }
 
-    /// One polling round: every in-flight build, batched per region.
+    /// One polling round: every in-flight build, batched per target (Region and identity).
     pub async fn round(&self) -> RoundStats {
         let started = Instant::now();
-        let mut by_region: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut by_target: BTreeMap<Target, Vec<String>> = BTreeMap::new();
         for (id, entry) in lock(&self.entries).iter().filter(|(_, e)| e.polling) {
-            by_region
-                .entry(entry.region.clone())
+            by_target
+                .entry(entry.target.clone())
                 .or_default()
                 .push(id.clone());
         }
         let mut stats = RoundStats::default();
         let mut calls = Vec::new();
-        for (region, mut ids) in by_region {
+        for (target, mut ids) in by_target {
             ids.sort();
             stats.builds += ids.len();
             for chunk in ids.chunks(BATCH_GET_BUILDS_MAX_IDS) {
-                calls.push((region.clone(), chunk.to_vec()));
+                calls.push((target.clone(), chunk.to_vec()));
             }
         }
         stats.calls = calls.len();
         let api = self.api.clone();
         let mut results = stream::iter(calls)
-            .map(|(region, ids)| {
+            .map(|(target, ids)| {
                 let api = api.clone();
                 async move {
-                    let result = api.batch_get_builds(&region, ids.clone()).await;
-                    (region, ids, result)
+                    let result = api.batch_get_builds(&target, ids.clone()).await;
+                    (target, ids, result)
                 }
             })
             .buffer_unordered(ROUND_CONCURRENCY);
-        while let Some((region, ids, result)) = results.next().await {
+        while let Some((target, ids, result)) = results.next().await {
             match result {
                 Ok(batch) => {
                     let mut updates: Vec<(String, Observation)> = batch
@@ -222,7 +222,7 @@ impl<B: BuildApi> Tracker<B> {
                 }
                 Err(error) => {
                     stats.failed_calls += 1;
-                    warn!(%region, builds = ids.len(), %error, category = error.kind.category(),
+                    warn!(%target, builds = ids.len(), %error, category = error.kind.category(),
                         "BatchGetBuilds failed; the builds are polled again next round");
                 }
             }

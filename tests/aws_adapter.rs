@@ -15,7 +15,7 @@ use aws_sdk_codebuild::types::{
     ProjectSource, SourceType,
 };
 use codebuild_operator::api::CodeBuildRunSpec;
-use codebuild_operator::codebuild::{AwsBuildApi, AwsSettings, BuildApi, ErrorKind};
+use codebuild_operator::codebuild::{AwsBuildApi, AwsSettings, BuildApi, ErrorKind, Target};
 use codebuild_operator::convert::start_build_input;
 use codebuild_sim::{Server, SimConfig};
 use serde_json::json;
@@ -54,16 +54,22 @@ async fn adapter_against_the_simulator() {
     let api = api(&sim.endpoint());
 
     let input = start_build_input(&spec("my-app"), "tok-1", "uid-1").unwrap();
-    let build = api.start_build("us-east-1", input.clone()).await.unwrap();
+    let build = api
+        .start_build(&Target::region("us-east-1"), input.clone())
+        .await
+        .unwrap();
     let id = build.id.clone().unwrap();
     assert!(id.starts_with("my-app:"), "{id}");
     // Same token inside the window: the same build.
-    let again = api.start_build("us-east-1", input).await.unwrap();
+    let again = api
+        .start_build(&Target::region("us-east-1"), input)
+        .await
+        .unwrap();
     assert_eq!(again.id.as_deref(), Some(id.as_str()));
 
     let batch = api
         .batch_get_builds(
-            "us-east-1",
+            &Target::region("us-east-1"),
             vec![
                 id.clone(),
                 "my-app:00000000-0000-0000-0000-000000000000".into(),
@@ -78,12 +84,15 @@ async fn adapter_against_the_simulator() {
     );
 
     let page = api
-        .list_builds_for_project("us-east-1", "my-app", None)
+        .list_builds_for_project(&Target::region("us-east-1"), "my-app", None)
         .await
         .unwrap();
     assert_eq!(page.ids, vec![id.clone()]);
 
-    let stopped = api.stop_build("us-east-1", &id).await.unwrap();
+    let stopped = api
+        .stop_build(&Target::region("us-east-1"), &id)
+        .await
+        .unwrap();
     assert_eq!(
         stopped
             .build_status
@@ -95,7 +104,7 @@ async fn adapter_against_the_simulator() {
     // Errors are classified.
     let missing = api
         .start_build(
-            "us-east-1",
+            &Target::region("us-east-1"),
             start_build_input(&spec("nope"), "t", "u").unwrap(),
         )
         .await
@@ -107,7 +116,7 @@ async fn adapter_against_the_simulator() {
     );
     let too_many = api
         .batch_get_builds(
-            "us-east-1",
+            &Target::region("us-east-1"),
             (0..101).map(|i| format!("my-app:{i}")).collect(),
         )
         .await
@@ -119,7 +128,7 @@ async fn adapter_against_the_simulator() {
         ..Default::default()
     });
     let throttled = api
-        .batch_get_builds("us-east-1", vec![id.clone()])
+        .batch_get_builds(&Target::region("us-east-1"), vec![id.clone()])
         .await
         .unwrap_err();
     assert_eq!(throttled.kind, ErrorKind::Throttled, "{throttled}");
@@ -128,7 +137,7 @@ async fn adapter_against_the_simulator() {
         ..Default::default()
     });
     let failed = api
-        .batch_get_builds("us-east-1", vec![id.clone()])
+        .batch_get_builds(&Target::region("us-east-1"), vec![id.clone()])
         .await
         .unwrap_err();
     assert_eq!(failed.kind, ErrorKind::ServiceUnavailable, "{failed}");
@@ -137,7 +146,7 @@ async fn adapter_against_the_simulator() {
         ..Default::default()
     });
     let dropped = api
-        .batch_get_builds("us-east-1", vec![id])
+        .batch_get_builds(&Target::region("us-east-1"), vec![id])
         .await
         .unwrap_err();
     assert_eq!(dropped.kind, ErrorKind::Network, "{dropped}");
@@ -231,7 +240,7 @@ async fn adapter_against_moto() {
     let api = api(&endpoint);
     let build = api
         .start_build(
-            "us-east-1",
+            &Target::region("us-east-1"),
             start_build_input(&spec("my-app"), "tok", "uid").unwrap(),
         )
         .await
@@ -245,19 +254,19 @@ async fn adapter_against_moto() {
             .starts_with("arn:aws:codebuild:us-east-1:")
     );
     let batch = api
-        .batch_get_builds("us-east-1", vec![id.clone()])
+        .batch_get_builds(&Target::region("us-east-1"), vec![id.clone()])
         .await
         .unwrap();
     assert_eq!(batch.builds[0].id.as_deref(), Some(id.as_str()));
     let page = api
-        .list_builds_for_project("us-east-1", "my-app", None)
+        .list_builds_for_project(&Target::region("us-east-1"), "my-app", None)
         .await
         .unwrap();
     assert!(page.ids.contains(&id));
 
     let missing = api
         .start_build(
-            "us-east-1",
+            &Target::region("us-east-1"),
             start_build_input(&spec("nope"), "t", "u").unwrap(),
         )
         .await
@@ -265,7 +274,7 @@ async fn adapter_against_moto() {
     assert_eq!(missing.kind, ErrorKind::ProjectNotFound, "{missing}");
     assert_eq!(missing.code.as_deref(), Some("ResourceNotFoundException"));
     let malformed = api
-        .batch_get_builds("us-east-1", vec!["not-a-build-id".into()])
+        .batch_get_builds(&Target::region("us-east-1"), vec!["not-a-build-id".into()])
         .await
         .unwrap_err();
     assert_eq!(malformed.kind, ErrorKind::InvalidInput, "{malformed}");

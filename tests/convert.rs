@@ -8,7 +8,7 @@ use aws_sdk_codebuild::config::{BehaviorVersion, Credentials, Region, SharedCred
 use aws_smithy_http_client::test_util::infallible_client_fn;
 use aws_smithy_types::body::SdkBody;
 use codebuild_operator::api::{CodeBuildRunSpec, MARKER_ENV_VAR};
-use codebuild_operator::codebuild::{AwsBuildApi, AwsSettings, BuildApi};
+use codebuild_operator::codebuild::{AwsBuildApi, AwsSettings, BuildApi, Target};
 use codebuild_operator::convert::{build_info, start_build_input};
 use serde_json::{Value, json};
 
@@ -65,7 +65,9 @@ async fn every_spec_member_reaches_the_wire_unchanged() {
     let input = start_build_input(&spec, &token, "uid-123").unwrap();
 
     let (api, seen) = sdk(start_build_response());
-    api.start_build("us-east-1", input).await.unwrap();
+    api.start_build(&Target::region("us-east-1"), input)
+        .await
+        .unwrap();
     let seen = seen.lock().unwrap();
     let (target, body) = &seen[0];
     assert_eq!(target, "CodeBuild_20161006.StartBuild");
@@ -157,7 +159,10 @@ async fn every_listed_build_field_reaches_status() {
         "u",
     )
     .unwrap();
-    let build = api.start_build("us-east-1", input).await.unwrap();
+    let build = api
+        .start_build(&Target::region("us-east-1"), input)
+        .await
+        .unwrap();
     let info = serde_json::to_value(build_info(&build)).unwrap();
     let expected: Value =
         serde_json::from_str(include_str!("fixtures/build-full.status.json")).unwrap();
@@ -206,7 +211,9 @@ async fn empty_strings_from_codebuild_are_left_out_of_status() {
     )
     .unwrap();
     let info = serde_json::to_value(build_info(
-        &api.start_build("us-east-1", input).await.unwrap(),
+        &api.start_build(&Target::region("us-east-1"), input)
+            .await
+            .unwrap(),
     ))
     .unwrap();
     assert!(info.get("artifacts").is_none(), "{info}");

@@ -8,7 +8,9 @@ use aws_sdk_codebuild::operation::start_build::StartBuildInput;
 use aws_sdk_codebuild::types::{Build, EnvironmentVariable, ProjectEnvironment, StatusType};
 use aws_smithy_types::DateTime;
 use codebuild_operator::api::{CodeBuildRun, FINALIZER, MARKER_ENV_VAR};
-use codebuild_operator::codebuild::{ApiError, BuildApi, BuildBatch, BuildIdPage, ErrorKind};
+use codebuild_operator::codebuild::{
+    ApiError, BuildApi, BuildBatch, BuildIdPage, ErrorKind, Target,
+};
 use codebuild_operator::controller::{Context, Settings, reconcile};
 use codebuild_operator::tracker::Tracker;
 use http::{Request, Response};
@@ -58,12 +60,16 @@ fn build(id: &str, status: StatusType, phase: &str, uid: &str) -> Build {
 }
 
 impl BuildApi for FakeCodeBuild {
-    async fn start_build(&self, region: &str, input: StartBuildInput) -> Result<Build, ApiError> {
+    async fn start_build(
+        &self,
+        target: &Target,
+        input: StartBuildInput,
+    ) -> Result<Build, ApiError> {
         let token = input.idempotency_token.clone().unwrap_or_default();
         self.log
             .lock()
             .unwrap()
-            .push(format!("aws StartBuild {region} token={token}"));
+            .push(format!("aws StartBuild {} token={token}", target.region));
         if let Some(e) = self.start_error.lock().unwrap().clone() {
             return Err(e);
         }
@@ -80,7 +86,7 @@ impl BuildApi for FakeCodeBuild {
     }
     async fn batch_get_builds(
         &self,
-        _region: &str,
+        _target: &Target,
         ids: Vec<String>,
     ) -> Result<BuildBatch, ApiError> {
         self.log
@@ -100,13 +106,13 @@ impl BuildApi for FakeCodeBuild {
             not_found: vec![],
         })
     }
-    async fn stop_build(&self, _region: &str, id: &str) -> Result<Build, ApiError> {
+    async fn stop_build(&self, _target: &Target, id: &str) -> Result<Build, ApiError> {
         self.log.lock().unwrap().push(format!("aws StopBuild {id}"));
         Ok(build(id, StatusType::Stopped, "COMPLETED", ""))
     }
     async fn list_builds_for_project(
         &self,
-        _r: &str,
+        _target: &Target,
         project: &str,
         _t: Option<String>,
     ) -> Result<BuildIdPage, ApiError> {

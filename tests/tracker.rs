@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_codebuild::operation::start_build::StartBuildInput;
 use aws_sdk_codebuild::types::{Build, StatusType};
 use codebuild_operator::api::CodeBuildRun;
-use codebuild_operator::codebuild::{ApiError, BuildApi, BuildBatch, BuildIdPage, ErrorKind};
+use codebuild_operator::codebuild::{
+    ApiError, BuildApi, BuildBatch, BuildIdPage, ErrorKind, Target,
+};
 use codebuild_operator::tracker::{Observation, Tracker};
 use futures::StreamExt;
 use kube::runtime::reflector::ObjectRef;
@@ -28,19 +30,19 @@ impl Default for Fake {
 }
 
 impl BuildApi for Fake {
-    async fn start_build(&self, _: &str, _: StartBuildInput) -> Result<Build, ApiError> {
+    async fn start_build(&self, _: &Target, _: StartBuildInput) -> Result<Build, ApiError> {
         Err(ApiError::new(ErrorKind::Other, None, "not used"))
     }
     async fn batch_get_builds(
         &self,
-        region: &str,
+        target: &Target,
         ids: Vec<String>,
     ) -> Result<BuildBatch, ApiError> {
         assert!(ids.len() <= 100, "more than 100 ids in one call");
         self.calls
             .lock()
             .unwrap()
-            .push((region.to_owned(), ids.len()));
+            .push((target.region.clone(), ids.len()));
         let missing = self.missing.lock().unwrap().clone();
         let status = self.status.lock().unwrap().clone();
         Ok(BuildBatch {
@@ -58,12 +60,12 @@ impl BuildApi for Fake {
             not_found: ids.into_iter().filter(|id| missing.contains(id)).collect(),
         })
     }
-    async fn stop_build(&self, _: &str, _: &str) -> Result<Build, ApiError> {
+    async fn stop_build(&self, _: &Target, _: &str) -> Result<Build, ApiError> {
         Err(ApiError::new(ErrorKind::Other, None, "not used"))
     }
     async fn list_builds_for_project(
         &self,
-        _: &str,
+        _: &Target,
         _: &str,
         _: Option<String>,
     ) -> Result<BuildIdPage, ApiError> {
@@ -80,10 +82,14 @@ async fn one_round_polls_every_build_in_calls_of_at_most_100_per_region() {
     let fake = Arc::new(Fake::default());
     let tracker = Tracker::new(fake.clone());
     for i in 0..250 {
-        tracker.track("us-east-1", &format!("p:{i}"), owner(i));
+        tracker.track(&Target::region("us-east-1"), &format!("p:{i}"), owner(i));
     }
     for i in 0..30 {
-        tracker.track("eu-west-1", &format!("q:{i}"), owner(1000 + i));
+        tracker.track(
+            &Target::region("eu-west-1"),
+            &format!("q:{i}"),
+            owner(1000 + i),
+        );
     }
     let stats = tracker.round().await;
     assert_eq!(stats.builds, 280);
@@ -106,7 +112,7 @@ async fn owners_are_triggered_only_when_their_build_changes() {
     let fake = Arc::new(Fake::default());
     let tracker = Tracker::new(fake.clone());
     let mut triggers = tracker.triggers(Some("ns".into()));
-    tracker.track("us-east-1", "p:1", owner(1));
+    tracker.track(&Target::region("us-east-1"), "p:1", owner(1));
     assert_eq!(tracker.round().await.changed, 1);
     assert_eq!(triggers.next().await, Some(owner(1)));
     assert_eq!(tracker.round().await.changed, 0, "same build, no trigger");
@@ -132,7 +138,7 @@ async fn unknown_builds_are_reported_and_not_polled_again() {
     let fake = Arc::new(Fake::default());
     fake.missing.lock().unwrap().push("p:gone".into());
     let tracker = Tracker::new(fake.clone());
-    tracker.track("us-east-1", "p:gone", owner(1));
+    tracker.track(&Target::region("us-east-1"), "p:gone", owner(1));
     tracker.round().await;
     assert_eq!(tracker.observation("p:gone"), Some(Observation::NotFound));
     assert_eq!(tracker.round().await.calls, 0);
@@ -144,7 +150,11 @@ async fn triggers_are_routed_by_namespace() {
     let tracker = Tracker::new(fake.clone());
     let mut a = tracker.triggers(Some("a".into()));
     let mut all = tracker.triggers(None);
-    tracker.track("us-east-1", "p:1", ObjectRef::new("x").within("b"));
+    tracker.track(
+        &Target::region("us-east-1"),
+        "p:1",
+        ObjectRef::new("x").within("b"),
+    );
     tracker.round().await;
     assert_eq!(all.next().await.unwrap().namespace.as_deref(), Some("b"));
     assert!(

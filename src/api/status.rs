@@ -106,6 +106,14 @@ pub struct StartAttempt {
     pub time: Time,
     /// The AWS Region the build is started in.
     pub region: String,
+    /// The IAM role the operator assumed to start the build (from the CodeBuildRunPolicy
+    /// that allowed it); every later call for this run (BatchGetBuilds, StopBuild) is made
+    /// with the same role. Unset: the operator's own identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The CodeBuildRunPolicy that allowed the start, when policies are enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// One phase of a build.

@@ -1,24 +1,29 @@
-//! `BuildApi` on the AWS SDK: one CodeBuild client per region, all sharing the credentials
-//! of aws-config's default chain (environment, profile, web identity / IRSA, EKS Pod
-//! Identity, instance metadata).
+//! `BuildApi` on the AWS SDK: one CodeBuild client per target (Region, and the tenant role
+//! when one is assumed). The operator's own credentials come from aws-config's default chain
+//! (environment, profile, web identity / IRSA, EKS Pod Identity, instance metadata); a
+//! tenant role is assumed with STS AssumeRole on top of them. Each client keeps its
+//! credentials in the SDK's identity cache, which refreshes them before they expire.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig, timeout::TimeoutConfig};
 use aws_sdk_codebuild::Client;
 use aws_sdk_codebuild::config::Region;
 use aws_sdk_codebuild::operation::start_build::StartBuildInput;
 use aws_sdk_codebuild::types::{Build, SortOrderType};
 
-use super::{ApiError, BuildApi, BuildBatch, BuildIdPage};
+use super::{ApiError, AssumedRole, BuildApi, BuildBatch, BuildIdPage, Target};
 use crate::metrics::Metrics;
 
 /// How long one attempt of a call may take before it counts as a network failure.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a call may take including the SDK's own retries.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// The session tag naming the namespace a tenant role is assumed for.
+pub const NAMESPACE_SESSION_TAG: &str = "kubernetes-namespace";
 
 /// Where the AWS calls go.
 #[derive(Clone, Debug, Default)]
@@ -33,7 +38,7 @@ pub struct AwsSettings {
 pub struct AwsBuildApi {
     shared: Arc<SdkConfig>,
     settings: AwsSettings,
-    clients: Arc<Mutex<HashMap<String, Client>>>,
+    clients: Arc<Mutex<HashMap<Target, Client>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -87,13 +92,19 @@ impl AwsBuildApi {
         self.shared.region().map(|r| r.to_string())
     }
 
-    fn client(&self, region: &str) -> Client {
+    /// The client of `target`, made on first use and kept: its identity cache holds the
+    /// target's credentials (for a role: one AssumeRole, then a refresh shortly before the
+    /// credentials expire).
+    fn client(&self, target: &Target) -> Client {
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         clients
-            .entry(region.to_owned())
+            .entry(target.clone())
             .or_insert_with(|| {
                 let mut config = aws_sdk_codebuild::config::Builder::from(self.shared.as_ref())
-                    .region(Region::new(region.to_owned()));
+                    .region(Region::new(target.region.clone()));
+                if let Some(role) = &target.role {
+                    config = config.credentials_provider(self.assume_role(role));
+                }
                 if let Some(url) = &self.settings.endpoint_url {
                     config = config.endpoint_url(url);
                 }
@@ -101,10 +112,26 @@ impl AwsBuildApi {
             })
             .clone()
     }
+
+    /// A credentials provider that assumes `role` with the operator's own credentials. STS
+    /// is reached as aws-config says (its Region, `AWS_ENDPOINT_URL_STS`).
+    fn assume_role(&self, role: &AssumedRole) -> AssumeRoleProvider {
+        let builder = AssumeRoleProvider::builder(role.role_arn.clone())
+            .session_name(role.session_name())
+            .tags([(NAMESPACE_SESSION_TAG, role.namespace.as_str())])
+            .configure(self.shared.as_ref());
+        // `build` is async only to load a default configuration, which `configure` has
+        // given: the future completes at once, without I/O.
+        futures::executor::block_on(builder.build())
+    }
 }
 
 impl BuildApi for AwsBuildApi {
-    async fn start_build(&self, region: &str, input: StartBuildInput) -> Result<Build, ApiError> {
+    async fn start_build(
+        &self,
+        target: &Target,
+        input: StartBuildInput,
+    ) -> Result<Build, ApiError> {
         // The fluent builder has no "from input": copy every member. `StartBuildInput` is
         // built by `convert::start_build_input`, which covers every spec member.
         let StartBuildInput {
@@ -146,7 +173,7 @@ impl BuildApi for AwsBuildApi {
         } = input;
         let out = self.observe(
             "StartBuild",
-            self.client(region)
+            self.client(target)
                 .start_build()
                 .set_project_name(project_name)
                 .set_secondary_sources_override(secondary_sources_override)
@@ -197,12 +224,12 @@ impl BuildApi for AwsBuildApi {
 
     async fn batch_get_builds(
         &self,
-        region: &str,
+        target: &Target,
         ids: Vec<String>,
     ) -> Result<BuildBatch, ApiError> {
         let out = self.observe(
             "BatchGetBuilds",
-            self.client(region)
+            self.client(target)
                 .batch_get_builds()
                 .set_ids(Some(ids))
                 .send()
@@ -215,10 +242,10 @@ impl BuildApi for AwsBuildApi {
         })
     }
 
-    async fn stop_build(&self, region: &str, id: &str) -> Result<Build, ApiError> {
+    async fn stop_build(&self, target: &Target, id: &str) -> Result<Build, ApiError> {
         let out = self.observe(
             "StopBuild",
-            self.client(region)
+            self.client(target)
                 .stop_build()
                 .id(id)
                 .send()
@@ -232,13 +259,13 @@ impl BuildApi for AwsBuildApi {
 
     async fn list_builds_for_project(
         &self,
-        region: &str,
+        target: &Target,
         project: &str,
         next_token: Option<String>,
     ) -> Result<BuildIdPage, ApiError> {
         let out = self.observe(
             "ListBuildsForProject",
-            self.client(region)
+            self.client(target)
                 .list_builds_for_project()
                 .project_name(project)
                 .sort_order(SortOrderType::Descending)

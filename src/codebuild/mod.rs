@@ -6,6 +6,7 @@
 
 mod aws_impl;
 mod error;
+mod target;
 
 use std::future::Future;
 
@@ -14,6 +15,7 @@ use aws_sdk_codebuild::types::Build;
 
 pub use aws_impl::{AwsBuildApi, AwsSettings};
 pub use error::{ApiError, ErrorKind};
+pub use target::{AssumedRole, Target};
 
 /// Most ids BatchGetBuilds accepts in one call (a service limit, not adjustable).
 pub const BATCH_GET_BUILDS_MAX_IDS: usize = 100;
@@ -36,33 +38,34 @@ pub struct BuildIdPage {
     pub next_token: Option<String>,
 }
 
-/// The CodeBuild calls the operator makes. Every call names the region it goes to.
+/// The CodeBuild calls the operator makes. Every call names its target: the Region it goes
+/// to and the identity it is made with.
 pub trait BuildApi: Send + Sync + 'static {
     /// StartBuild.
     fn start_build(
         &self,
-        region: &str,
+        target: &Target,
         input: StartBuildInput,
     ) -> impl Future<Output = Result<Build, ApiError>> + Send;
 
     /// BatchGetBuilds for at most [`BATCH_GET_BUILDS_MAX_IDS`] ids.
     fn batch_get_builds(
         &self,
-        region: &str,
+        target: &Target,
         ids: Vec<String>,
     ) -> impl Future<Output = Result<BuildBatch, ApiError>> + Send;
 
     /// StopBuild.
     fn stop_build(
         &self,
-        region: &str,
+        target: &Target,
         id: &str,
     ) -> impl Future<Output = Result<Build, ApiError>> + Send;
 
     /// One page of ListBuildsForProject, newest first.
     fn list_builds_for_project(
         &self,
-        region: &str,
+        target: &Target,
         project: &str,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<BuildIdPage, ApiError>> + Send;

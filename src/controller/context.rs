@@ -12,6 +12,7 @@ use rand::Rng;
 use crate::api::CodeBuildRun;
 use crate::codebuild::{BuildApi, ErrorKind};
 use crate::metrics::Metrics;
+use crate::policy::Policies;
 use crate::tracker::Tracker;
 
 /// Operator settings that reconcile needs.
@@ -37,6 +38,8 @@ pub struct Context<B> {
     pub settings: Settings,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// The CodeBuildRunPolicies to enforce; None when policies are not enforced.
+    pub policies: Option<Policies>,
     failures: Mutex<HashMap<ObjectRef<CodeBuildRun>, u32>>,
 }
 
@@ -56,8 +59,15 @@ impl<B: BuildApi> Context<B> {
             recorder,
             settings,
             metrics: Arc::default(),
+            policies: None,
             failures: Mutex::default(),
         }
+    }
+
+    /// Enforces `policies` before every start.
+    pub fn with_policies(mut self, policies: Policies) -> Self {
+        self.policies = Some(policies);
+        self
     }
 
     /// Counts into `metrics` (a fresh, unexported set by default).

@@ -6,6 +6,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::conditions::{Progress, STALLED};
 use crate::api::{BuildInfo, CodeBuildRunStatus, RunOptions};
+use crate::policy::POLICY_DENIED;
 
 /// Build statuses after which CodeBuild does no more work on a build.
 const TERMINAL: &[&str] = &["SUCCEEDED", "FAILED", "FAULT", "TIMED_OUT", "STOPPED"];
@@ -38,10 +39,14 @@ pub fn start_step(
     if options.stop_requested() {
         return StartStep::Cancelled;
     }
-    let stalled_here = status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == STALLED && c.status == "True" && c.observed_generation == generation);
+    // A policy refusal is decided again on every reconcile: a policy or a namespace label
+    // can change without the run changing.
+    let stalled_here = status.conditions.iter().any(|c| {
+        c.type_ == STALLED
+            && c.status == "True"
+            && c.observed_generation == generation
+            && c.reason != POLICY_DENIED
+    });
     if stalled_here {
         return StartStep::WaitForChange;
     }
@@ -205,6 +210,8 @@ mod tests {
                 idempotency_token: "t".into(),
                 time: Time(at(secs)),
                 region: "us-east-1".into(),
+                role_arn: None,
+                policy: None,
             }),
             ..Default::default()
         }

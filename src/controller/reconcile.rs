@@ -24,9 +24,40 @@ use super::{Context, Error, FIELD_MANAGER};
 use crate::api::{
     BuildInfo, CodeBuildRun, CodeBuildRunStatus, FINALIZER, OnDelete, RunOptions, StartAttempt,
 };
-use crate::codebuild::{ApiError, BuildApi, ErrorKind};
+use crate::codebuild::{ApiError, AssumedRole, BuildApi, ErrorKind, Target};
 use crate::convert::{self, build_info, retried_build, start_build_input};
+use crate::policy::{Decision, POLICY_DENIED, RunRequest, hygiene};
 use crate::tracker::Observation;
+
+/// How soon a run whose namespace the policy watch has not seen yet is looked at again.
+const NAMESPACE_RETRY: Duration = Duration::from_secs(1);
+
+/// The outcome of checking a run against the policies.
+enum Authorization {
+    /// Start it, with this grant.
+    Granted(Grant),
+    /// Refused (recorded in status and an Event).
+    Refused,
+    /// The run's namespace is not in the watch cache yet: decide again shortly.
+    NamespaceUnknown,
+}
+
+/// What a policy granted a start: its name and the role to start with.
+#[derive(Default)]
+struct Grant {
+    policy: Option<String>,
+    role_arn: Option<String>,
+}
+
+impl Grant {
+    /// The grant recorded with an attempt.
+    fn of(attempt: Option<&StartAttempt>) -> Grant {
+        attempt.map_or_else(Grant::default, |a| Grant {
+            policy: a.policy.clone(),
+            role_arn: a.role_arn.clone(),
+        })
+    }
+}
 
 /// Reconciles one CodeBuildRun.
 pub async fn reconcile<B: BuildApi>(
@@ -94,6 +125,22 @@ impl<'a, B: BuildApi> Step<'a, B> {
             .unwrap_or_else(|| self.ctx.settings.default_region.clone())
     }
 
+    /// Where and as whom the CodeBuild calls of this run go: the attempt's Region and role
+    /// once recorded (so a later policy change cannot move a started build to another
+    /// identity), else the run's Region and the operator's own identity.
+    fn target(&self) -> Target {
+        let role = self
+            .current
+            .start_attempt
+            .as_ref()
+            .and_then(|a| a.role_arn.clone())
+            .map(|role_arn| AssumedRole {
+                role_arn,
+                namespace: self.oref.namespace.clone().unwrap_or_default(),
+            });
+        Target::with_role(self.region(), role)
+    }
+
     fn uid(&self) -> Result<String, Error> {
         self.run.uid().ok_or(Error::MissingField("metadata.uid"))
     }
@@ -143,11 +190,19 @@ impl<'a, B: BuildApi> Step<'a, B> {
             StartStep::WaitForChange => Ok(Action::await_change()),
             StartStep::Cancelled => self.cancel_before_start().await,
             StartStep::RecordAndStart => {
+                let grant = match self.authorize().await? {
+                    Authorization::Granted(grant) => grant,
+                    Authorization::Refused => return Ok(Action::await_change()),
+                    Authorization::NamespaceUnknown => {
+                        return Ok(Action::requeue(NAMESPACE_RETRY));
+                    }
+                };
+                self.warn_plaintext_secrets().await;
                 let token = plan::idempotency_token(
                     self.run.spec.idempotency_token.as_deref(),
                     &self.uid()?,
                 );
-                self.record_attempt(token.clone(), now).await?;
+                self.record_attempt(token.clone(), now, grant).await?;
                 self.start_build(token).await
             }
             StartStep::RetryWithToken => {
@@ -162,7 +217,7 @@ impl<'a, B: BuildApi> Step<'a, B> {
                     .map_or(now.0, |a| a.time.0);
                 let found = recovery::find_build(
                     self.ctx.api.as_ref(),
-                    &self.region(),
+                    &self.target(),
                     &self.run.spec.project_name,
                     &self.uid()?,
                     attempt_time,
@@ -174,8 +229,10 @@ impl<'a, B: BuildApi> Step<'a, B> {
                         self.adopt(build_info(&build), "BuildRecovered").await
                     }
                     Ok(None) => {
+                        // The decision made for the first attempt holds for its repeats.
+                        let grant = Grant::of(self.current.start_attempt.as_ref());
                         let token = self.attempt_token();
-                        self.record_attempt(token.clone(), now).await?;
+                        self.record_attempt(token.clone(), now, grant).await?;
                         self.start_build(token).await
                     }
                     Err(Error::Aws(e)) => {
@@ -200,12 +257,19 @@ impl<'a, B: BuildApi> Step<'a, B> {
 
     /// Writes the attempt BEFORE StartBuild is called, so a crash at any later instant is
     /// recognised by the next reconcile.
-    async fn record_attempt(&mut self, token: String, now: convert::NowTime) -> Result<(), Error> {
+    async fn record_attempt(
+        &mut self,
+        token: String,
+        now: convert::NowTime,
+        grant: Grant,
+    ) -> Result<(), Error> {
         let mut next = self.current.clone();
         next.start_attempt = Some(StartAttempt {
             idempotency_token: token,
             time: now,
             region: self.region(),
+            role_arn: grant.role_arn,
+            policy: grant.policy,
         });
         let progress = Progress::InProgress {
             reason: "Starting".into(),
@@ -213,6 +277,65 @@ impl<'a, B: BuildApi> Step<'a, B> {
         };
         self.write(next, &progress).await?;
         Ok(())
+    }
+
+    /// Checks the run against the CodeBuildRunPolicies before any AWS call (when policies
+    /// are enforced). A refusal is written as Stalled with reason PolicyDenied and a
+    /// Warning Event; a policy or namespace change wakes the run again.
+    async fn authorize(&mut self) -> Result<Authorization, Error> {
+        let Some(policies) = &self.ctx.policies else {
+            return Ok(Authorization::Granted(Grant::default()));
+        };
+        let namespace = self.oref.namespace.clone().unwrap_or_default();
+        let region = self.region();
+        let request = RunRequest {
+            namespace: &namespace,
+            region: &region,
+            spec: &self.run.spec,
+        };
+        match policies.decide(&request) {
+            None => Ok(Authorization::NamespaceUnknown),
+            Some(Decision::Allowed { policy, role_arn }) => Ok(Authorization::Granted(Grant {
+                policy: Some(policy),
+                role_arn,
+            })),
+            Some(Decision::Denied { message }) => {
+                let progress = Progress::Failed {
+                    reason: POLICY_DENIED.into(),
+                    message: message.clone(),
+                };
+                if self.write(self.current.clone(), &progress).await? {
+                    info!(run = %self.oref, %message, "refused by CodeBuildRunPolicies");
+                    self.event(EventType::Warning, POLICY_DENIED, "StartBuild", message)
+                        .await;
+                }
+                Ok(Authorization::Refused)
+            }
+        }
+    }
+
+    /// A Warning Event for each PLAINTEXT variable whose name looks like a secret (its value
+    /// is visible to anyone who can read the object, and in the build's settings).
+    async fn warn_plaintext_secrets(&self) {
+        let names = hygiene::secret_looking_plaintext(&self.run.spec);
+        if names.is_empty() {
+            return;
+        }
+        let note = format!(
+            "environment variable{} {} {} PLAINTEXT but look{} like a secret: use type \
+             PARAMETER_STORE or SECRETS_MANAGER, so the value is not stored in this object",
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", "),
+            if names.len() == 1 { "is" } else { "are" },
+            if names.len() == 1 { "s" } else { "" },
+        );
+        self.event(
+            EventType::Warning,
+            hygiene::PLAINTEXT_SECRET,
+            "StartBuild",
+            note,
+        )
+        .await;
     }
 
     async fn start_build(&mut self, token: String) -> Result<Action, Error> {
@@ -234,8 +357,8 @@ impl<'a, B: BuildApi> Step<'a, B> {
                 return Ok(Action::await_change());
             }
         };
-        let region = self.region();
-        match self.ctx.api.start_build(&region, input).await {
+        let target = self.target();
+        match self.ctx.api.start_build(&target, input).await {
             Ok(build) => {
                 self.ctx.metrics.build_started();
                 let info = build_info(&build);
@@ -247,10 +370,10 @@ impl<'a, B: BuildApi> Step<'a, B> {
 
     /// Records a build (just started, or found again) in status and the tracker.
     async fn adopt(&mut self, info: BuildInfo, reason: &str) -> Result<Action, Error> {
-        let region = self.region();
+        let target = self.target();
         self.ctx
             .tracker
-            .record(&region, self.oref.clone(), info.clone());
+            .record(&target, self.oref.clone(), info.clone());
         let mut next = self.current.clone();
         next.build = info.clone();
         let progress = plan::build_progress(&info);
@@ -292,7 +415,7 @@ impl<'a, B: BuildApi> Step<'a, B> {
                 .unwrap_or_else(|| convert::now().0);
             match recovery::find_build(
                 self.ctx.api.as_ref(),
-                &self.region(),
+                &self.target(),
                 &self.run.spec.project_name,
                 &self.uid()?,
                 since,
@@ -326,7 +449,7 @@ impl<'a, B: BuildApi> Step<'a, B> {
     }
 
     async fn follow(&mut self, id: String) -> Result<Action, Error> {
-        let region = self.region();
+        let target = self.target();
         let observation = self.ctx.tracker.observation(&id);
         let info = match observation {
             None => {
@@ -334,7 +457,7 @@ impl<'a, B: BuildApi> Step<'a, B> {
                     return self.finished().await;
                 }
                 // After a restart, or a build id recorded by another replica: watch it.
-                self.ctx.tracker.track(&region, &id, self.oref.clone());
+                self.ctx.tracker.track(&target, &id, self.oref.clone());
                 let progress = plan::build_progress(&self.current.build);
                 self.write(self.current.clone(), &progress).await?;
                 return Ok(Action::await_change());
@@ -367,12 +490,12 @@ impl<'a, B: BuildApi> Step<'a, B> {
 
         let mut info = (*info).clone();
         if self.options.stop_requested() && !plan::is_finished(&info) {
-            match self.ctx.api.stop_build(&region, &id).await {
+            match self.ctx.api.stop_build(&target, &id).await {
                 Ok(build) => {
                     info = build_info(&build);
                     self.ctx
                         .tracker
-                        .record(&region, self.oref.clone(), info.clone());
+                        .record(&target, self.oref.clone(), info.clone());
                     self.event(
                         EventType::Normal,
                         "StopRequested",
@@ -401,7 +524,7 @@ impl<'a, B: BuildApi> Step<'a, B> {
     }
 
     async fn follow_retry(&mut self, info: &BuildInfo, next_id: String) -> Result<Action, Error> {
-        let region = self.region();
+        let target = self.target();
         let old_id = info.build_id.clone().unwrap_or_default();
         let mut next = self.current.clone();
         next.retries
@@ -420,7 +543,7 @@ impl<'a, B: BuildApi> Step<'a, B> {
         };
         self.write(next, &progress).await?;
         self.ctx.tracker.forget(&old_id);
-        self.ctx.tracker.track(&region, &next_id, self.oref.clone());
+        self.ctx.tracker.track(&target, &next_id, self.oref.clone());
         self.event(
             EventType::Normal,
             "AutoRetry",
@@ -485,7 +608,7 @@ impl<'a, B: BuildApi> Step<'a, B> {
     // === cleanup ===
 
     async fn cleanup(self) -> Result<Action, Error> {
-        let region = self.region();
+        let target = self.target();
         let leave_running = self.options.on_delete() == OnDelete::LeaveRunning;
         let build = match (&self.current.build.build_id, &self.current.start_attempt) {
             _ if leave_running => None,
@@ -500,7 +623,7 @@ impl<'a, B: BuildApi> Step<'a, B> {
             (None, Some(attempt)) => {
                 match recovery::find_build(
                     self.ctx.api.as_ref(),
-                    &region,
+                    &target,
                     &self.run.spec.project_name,
                     &self.uid()?,
                     attempt.time.0,
@@ -518,7 +641,7 @@ impl<'a, B: BuildApi> Step<'a, B> {
             (None, None) => None,
         };
         if let Some(id) = build {
-            match self.ctx.api.stop_build(&region, &id).await {
+            match self.ctx.api.stop_build(&target, &id).await {
                 Ok(_) => {
                     info!(run = %self.oref, build = %id, "stopped build of deleted run");
                     self.event(

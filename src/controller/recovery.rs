@@ -12,7 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::Error;
 use crate::api::MARKER_ENV_VAR;
-use crate::codebuild::{BATCH_GET_BUILDS_MAX_IDS, BuildApi};
+use crate::codebuild::{BATCH_GET_BUILDS_MAX_IDS, BuildApi, Target};
 
 /// Most ListBuildsForProject pages searched (100 ids each).
 const MAX_PAGES: usize = 20;
@@ -45,7 +45,7 @@ pub fn has_marker(build: &Build, uid: &str) -> bool {
 /// Searches `project` for the build of object `uid` started at or after `since`.
 pub async fn find_build<B: BuildApi>(
     api: &B,
-    region: &str,
+    target: &Target,
     project: &str,
     uid: &str,
     since: Timestamp,
@@ -55,11 +55,11 @@ pub async fn find_build<B: BuildApi>(
     let mut next_token = None;
     for _ in 0..MAX_PAGES {
         let page = api
-            .list_builds_for_project(region, project, next_token)
+            .list_builds_for_project(target, project, next_token)
             .await?;
         let mut reached_older = false;
         for chunk in page.ids.chunks(BATCH_GET_BUILDS_MAX_IDS) {
-            let batch = api.batch_get_builds(region, chunk.to_vec()).await?;
+            let batch = api.batch_get_builds(target, chunk.to_vec()).await?;
             for build in batch.builds {
                 if has_marker(&build, uid) {
                     return Ok(Some(build));

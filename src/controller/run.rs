@@ -4,21 +4,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::{StreamExt, stream};
+use futures::{Stream, StreamExt, stream};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, reflector, watcher};
 use kube::{Client, CustomResourceExt};
 use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
 use super::{Context, Error, FIELD_MANAGER, Settings, error_policy, reconcile};
-use crate::api::CodeBuildRun;
+use crate::api::{CodeBuildRun, CodeBuildRunPolicy};
 use crate::cli::RunArgs;
 use crate::codebuild::{AwsBuildApi, AwsSettings, BuildApi};
 use crate::leader::{self, Election, Leadership, LeaseSettings};
 use crate::metrics::Metrics;
+use crate::policy::Policies;
 use crate::server::{self, Readiness};
 use crate::tracker::Tracker;
 
@@ -28,6 +31,8 @@ const CRD_RETRY_MIN: Duration = Duration::from_millis(500);
 const CRD_RETRY_MAX: Duration = Duration::from_secs(15);
 /// How often readiness re-checks whether a watch cache has synced.
 const CACHE_POLL: Duration = Duration::from_millis(250);
+/// How long policy and namespace changes are gathered before waiting runs are woken.
+const POLICY_SETTLE: Duration = Duration::from_millis(200);
 
 /// Runs the operator until SIGTERM or SIGINT; in-flight reconciles finish first.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -139,24 +144,50 @@ async fn operate<B: BuildApi>(
     }
     api_gate.open();
 
+    let policies = if args.enforce_policies {
+        let policies = Policies::start(&client);
+        let gate = readiness.gate("the CodeBuildRunPolicy and namespace watches");
+        let mut stop = stop_rx.clone();
+        tokio::select! {
+            found = wait_for_policy_api(&client) => found?,
+            _ = stop.wait_for(|stopping| *stopping) => return Ok(()),
+        }
+        tokio::select! {
+            ready = policies.wait_until_ready() => ready.context("the policy watches stopped")?,
+            _ = stop.wait_for(|stopping| *stopping) => return Ok(()),
+        }
+        gate.open();
+        info!("enforcing CodeBuildRunPolicies");
+        Some(policies)
+    } else {
+        warn!(
+            "CodeBuildRunPolicies are not enforced (--enforce-policies=false): every namespace \
+             that can create a CodeBuildRun may start every CodeBuild project the operator's AWS \
+             identity reaches, with any override"
+        );
+        None
+    };
+
     let tracker = Tracker::new(api.clone()).with_metrics(metrics.clone());
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let ctx = Arc::new(
-        Context::new(
-            client.clone(),
-            api,
-            tracker.clone(),
-            Recorder::new(client.clone(), reporter),
-            Settings {
-                default_region: default_region.clone(),
-                token_window: args.token_window,
-            },
-        )
-        .with_metrics(metrics.clone()),
-    );
+    let mut ctx = Context::new(
+        client.clone(),
+        api,
+        tracker.clone(),
+        Recorder::new(client.clone(), reporter),
+        Settings {
+            default_region: default_region.clone(),
+            token_window: args.token_window,
+        },
+    )
+    .with_metrics(metrics.clone());
+    if let Some(policies) = &policies {
+        ctx = ctx.with_policies(policies.clone());
+    }
+    let ctx = Arc::new(ctx);
 
     let (leadership, election) = if args.leader_election {
         let settings = LeaseSettings {
@@ -192,12 +223,18 @@ async fn operate<B: BuildApi>(
             .modify(strip_unneeded_fields)
             .reflect(writer)
             .applied_objects();
+        let waiting = policies
+            .as_ref()
+            .map(|p| waiting_runs(p.changes(), reader.clone()));
         let mut controller = Controller::for_stream(runs, reader)
             .with_config(controller::Config::default().concurrency(args.max_concurrent_reconciles))
             .reconcile_on(tracker.triggers(ns.clone()))
             .graceful_shutdown_on(async move {
                 let _ = stop.wait_for(|stopping| *stopping).await;
             });
+        if let Some(waiting) = waiting {
+            controller = controller.reconcile_on(waiting);
+        }
         if args.leader_election {
             // A standby skips every reconcile; on taking over, reconcile everything cached.
             let leadership = leadership.clone();
@@ -321,6 +358,66 @@ async fn wait_for_crd(client: &Client, namespaces: &[Option<String>]) -> anyhow:
         }
     }
     Ok(())
+}
+
+/// The runs to look at again after a policy or a namespace changed: those without a build
+/// (refused, or not started yet). Changes are gathered for [`POLICY_SETTLE`] first, so a
+/// burst of policy edits wakes each run once.
+fn waiting_runs(
+    changes: watch::Receiver<u64>,
+    store: Store<CodeBuildRun>,
+) -> impl Stream<Item = ObjectRef<CodeBuildRun>> + Send + 'static {
+    stream::unfold((changes, store), |(mut changes, store)| async move {
+        changes.changed().await.ok()?;
+        tokio::time::sleep(POLICY_SETTLE).await;
+        changes.borrow_and_update();
+        let refs: Vec<ObjectRef<CodeBuildRun>> = store
+            .state()
+            .iter()
+            .filter(|run| {
+                run.status
+                    .as_ref()
+                    .is_none_or(|s| s.build.build_id.is_none())
+            })
+            .map(|run| ObjectRef::from_obj(run.as_ref()))
+            .collect();
+        Some((stream::iter(refs), (changes, store)))
+    })
+    .flatten()
+}
+
+/// Checks that the CodeBuildRunPolicy API answers, with a clear message when its CRD is
+/// missing or this identity may not list it or namespaces (policies are cluster-scoped, so
+/// enforcing them needs a ClusterRole even when only some namespaces are watched).
+async fn wait_for_policy_api(client: &Client) -> anyhow::Result<()> {
+    let mut delay = CRD_RETRY_MIN;
+    loop {
+        let policies: Api<CodeBuildRunPolicy> = Api::all(client.clone());
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let result = match policies.list(&ListParams::default().limit(1)).await {
+            Ok(_) => namespaces
+                .list_metadata(&ListParams::default().limit(1))
+                .await
+                .map(|_| ())
+                .map_err(|e| (e, "namespaces".to_owned())),
+            Err(e) => Err((e, CodeBuildRunPolicy::crd_name().to_owned())),
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err((kube::Error::Api(status), what)) if status.code < 500 && status.code != 429 => {
+                return Err(anyhow::Error::new(kube::Error::Api(status)).context(format!(
+                    "--enforce-policies: cannot list {what}: is the CodeBuildRunPolicy CRD installed \
+                     (kubectl apply --server-side -f crds/) and may this identity list policies and \
+                     namespaces cluster-wide?"
+                )));
+            }
+            Err((error, _)) => {
+                warn!(%error, retry_in = ?delay, "cannot reach the Kubernetes API; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(CRD_RETRY_MAX);
+            }
+        }
+    }
 }
 
 /// Drops the parts of a CodeBuildRun that no reconcile reads, before the watch cache

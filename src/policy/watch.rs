@@ -1,0 +1,133 @@
+//! What the controller decides with: every CodeBuildRunPolicy and the labels of every
+//! namespace, kept by two watches, plus a signal that fires whenever either changes (so runs
+//! refused or waiting are looked at again, and the admission policy is re-rendered).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, PartialObjectMeta};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use tokio::sync::watch;
+use tracing::warn;
+
+use super::{Decision, RunRequest, evaluate};
+use crate::api::CodeBuildRunPolicy;
+
+/// The policies and namespace labels, as last seen by the watches.
+#[derive(Clone)]
+pub struct Policies {
+    policies: Store<CodeBuildRunPolicy>,
+    namespaces: Store<PartialObjectMeta<Namespace>>,
+    changes: watch::Receiver<u64>,
+}
+
+impl Policies {
+    /// Starts the two watches (on the current tokio runtime). Nothing may be decided before
+    /// [`Policies::wait_until_ready`]: an empty store would refuse every run.
+    pub fn start(client: &Client) -> Policies {
+        let (changes_tx, changes) = watch::channel(0u64);
+        let changes_tx = Arc::new(changes_tx);
+
+        let (policies, writer) = reflector::store();
+        let api: Api<CodeBuildRunPolicy> = Api::all(client.clone());
+        let tx = changes_tx.clone();
+        tokio::spawn(
+            watcher(api, watcher::Config::default().any_semantic())
+                .default_backoff()
+                .modify(|p| p.metadata.managed_fields = None)
+                .reflect(writer)
+                .for_each(move |event| {
+                    let tx = tx.clone();
+                    async move {
+                        match event {
+                            Ok(_) => bump(&tx),
+                            Err(error) => warn!(%error, "watching CodeBuildRunPolicies"),
+                        }
+                    }
+                }),
+        );
+
+        let (namespaces, writer) = reflector::store();
+        // Metadata only: the labels are all a decision needs.
+        let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+        let tx = changes_tx;
+        tokio::spawn(
+            watcher(api, watcher::Config::default().any_semantic())
+                .default_backoff()
+                .modify(|ns| ns.metadata.managed_fields = None)
+                .reflect(writer)
+                .for_each(move |event| {
+                    let tx = tx.clone();
+                    async move {
+                        match event {
+                            // Only a change of labels (or a new or deleted namespace) can
+                            // change a decision; bumping on every event is still cheap.
+                            Ok(_) => bump(&tx),
+                            Err(error) => warn!(%error, "watching namespaces"),
+                        }
+                    }
+                }),
+        );
+        Policies {
+            policies,
+            namespaces,
+            changes,
+        }
+    }
+
+    /// Policies and namespaces given directly (tests).
+    pub fn from_stores(
+        policies: Store<CodeBuildRunPolicy>,
+        namespaces: Store<PartialObjectMeta<Namespace>>,
+    ) -> Policies {
+        let (_tx, changes) = watch::channel(0u64);
+        Policies {
+            policies,
+            namespaces,
+            changes,
+        }
+    }
+
+    /// Waits until both watches have listed once.
+    pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        self.policies.wait_until_ready().await?;
+        self.namespaces.wait_until_ready().await
+    }
+
+    /// A receiver that changes whenever a policy or a namespace does.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
+
+    /// Every policy, sorted by name.
+    pub fn all(&self) -> Vec<Arc<CodeBuildRunPolicy>> {
+        let mut all = self.policies.state();
+        all.sort_by_key(|p| p.name_any());
+        all
+    }
+
+    /// The labels of `namespace`, or None while the watch has not seen it yet (a run in a
+    /// namespace created a moment ago).
+    pub fn namespace_labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
+        self.namespaces
+            .get(&ObjectRef::new(namespace))
+            .map(|ns| ns.labels().clone())
+    }
+
+    /// Decides `request` with the policies and labels as they are now; None while the
+    /// run's namespace is not known yet.
+    pub fn decide(&self, request: &RunRequest<'_>) -> Option<Decision> {
+        let labels = self.namespace_labels(request.namespace)?;
+        let all = self.all();
+        let refs: Vec<&CodeBuildRunPolicy> = all.iter().map(AsRef::as_ref).collect();
+        Some(evaluate(request, &labels, &refs))
+    }
+}
+
+fn bump(tx: &watch::Sender<u64>) {
+    tx.send_modify(|n| *n = n.wrapping_add(1));
+}
