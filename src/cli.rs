@@ -76,6 +76,11 @@ pub struct RunArgs {
     #[arg(long, env = "CODEBUILD_OPERATOR_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
 
+    /// An STS endpoint URL for assuming the tenant roles of CodeBuildRunPolicies (emulators,
+    /// VPC endpoints). The standard AWS_ENDPOINT_URL_STS is honoured too.
+    #[arg(long, env = "CODEBUILD_OPERATOR_STS_ENDPOINT_URL")]
+    pub sts_endpoint_url: Option<String>,
+
     /// How long an idempotency token stays valid in CodeBuild (5 minutes in AWS). Past it,
     /// a run whose StartBuild outcome was lost is searched for before anything is started
     /// again. Only emulators with scaled time need another value.

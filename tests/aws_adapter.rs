@@ -5,9 +5,6 @@
 //! tests/conformance/requirements.txt). It must be installed: this test fails, never skips,
 //! when it is missing.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use aws_sdk_codebuild::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_codebuild::types::{
@@ -15,10 +12,16 @@ use aws_sdk_codebuild::types::{
     ProjectSource, SourceType,
 };
 use codebuild_operator::api::CodeBuildRunSpec;
-use codebuild_operator::codebuild::{AwsBuildApi, AwsSettings, BuildApi, ErrorKind, Target};
+use codebuild_operator::codebuild::{
+    AssumedRole, AwsBuildApi, AwsSettings, BuildApi, ErrorKind, Target,
+};
 use codebuild_operator::convert::start_build_input;
 use codebuild_sim::{Server, SimConfig};
 use serde_json::json;
+
+mod support;
+
+use support::moto::start_moto;
 
 fn sdk_config() -> aws_config::SdkConfig {
     aws_config::SdkConfig::builder()
@@ -35,6 +38,7 @@ fn api(endpoint: &str) -> AwsBuildApi {
         sdk_config(),
         AwsSettings {
             endpoint_url: Some(endpoint.to_owned()),
+            sts_endpoint_url: None,
         },
     )
 }
@@ -152,55 +156,10 @@ async fn adapter_against_the_simulator() {
     assert_eq!(dropped.kind, ErrorKind::Network, "{dropped}");
 }
 
-struct Moto(Child, u16);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto() -> Moto {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 -m moto.server (pip install -r tests/conformance/requirements.txt)");
-    let mut moto = Moto(child, port);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = moto.0.try_wait() {
-            panic!(
-                "moto.server exited with {status}: is moto[server] installed? (pip install -r tests/conformance/requirements.txt)"
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "moto.server did not listen within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    moto
-}
-
 #[tokio::test]
 async fn adapter_against_moto() {
     let moto = start_moto();
-    let endpoint = format!("http://127.0.0.1:{}", moto.1);
+    let endpoint = format!("http://127.0.0.1:{}", moto.port());
     // Set up a project with the SDK directly (the operator never creates projects).
     let client = aws_sdk_codebuild::Client::from_conf(
         aws_sdk_codebuild::config::Builder::from(&sdk_config())
@@ -279,4 +238,101 @@ async fn adapter_against_moto() {
         .unwrap_err();
     assert_eq!(malformed.kind, ErrorKind::InvalidInput, "{malformed}");
     assert_eq!(malformed.message, "Invalid build ID provided");
+}
+
+/// Tenant roles: each target with a role is called with the credentials STS (moto) issued
+/// for that role, cached per role and namespace; without a role, with the operator's own.
+#[tokio::test]
+async fn tenant_roles_are_assumed_through_sts() {
+    let moto = start_moto();
+    let moto_endpoint = format!("http://127.0.0.1:{}", moto.port());
+    let sim = Server::start(SimConfig {
+        projects: vec!["my-app".into()],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    // A loaded configuration (time source, sleep, identity cache), as the operator has.
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDOPERATOR",
+            "operator-secret",
+            None,
+            None,
+            "test",
+        ))
+        .load()
+        .await;
+    let api = AwsBuildApi::from_sdk_config(
+        config.clone(),
+        AwsSettings {
+            endpoint_url: Some(sim.endpoint()),
+            sts_endpoint_url: Some(moto_endpoint.clone()),
+        },
+    );
+    let tenant = |namespace: &str, role: &str| {
+        Target::with_role(
+            "us-east-1",
+            Some(AssumedRole {
+                role_arn: format!("arn:aws:iam::123456789012:role/{role}"),
+                namespace: namespace.into(),
+            }),
+        )
+    };
+    let targets = [
+        tenant("team-a", "team-a-builds"),
+        tenant("team-a", "team-a-builds"),
+        tenant("team-b", "team-b-builds"),
+        Target::region("us-east-1"),
+    ];
+    let mut ids = Vec::new();
+    for (i, target) in targets.iter().enumerate() {
+        let input =
+            start_build_input(&spec("my-app"), &format!("tok-{i}"), &format!("uid-{i}")).unwrap();
+        let build = api.start_build(target, input).await.unwrap();
+        ids.push(build.id.unwrap());
+    }
+    // Watching a tenant's build uses the tenant's role too.
+    api.batch_get_builds(&targets[2], vec![ids[2].clone()])
+        .await
+        .unwrap();
+
+    let keys: Vec<String> = sim
+        .state()
+        .starts()
+        .iter()
+        .map(|s| s.access_key_id.clone().expect("signed request"))
+        .collect();
+    assert_eq!(keys.len(), 4);
+    assert!(keys[0].starts_with("ASIA"), "temporary credentials: {keys:?}");
+    assert_eq!(keys[0], keys[1], "credentials are cached per role: {keys:?}");
+    assert_ne!(keys[0], keys[2], "each role has its own credentials: {keys:?}");
+    assert_eq!(keys[3], "AKIDOPERATOR", "no role: the operator's own identity");
+
+    // moto knows whom it issued each key to.
+    let whoami = |key: String| {
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&config)
+                .endpoint_url(&moto_endpoint)
+                .credentials_provider(Credentials::new(key, "any", None, None, "test"))
+                .build(),
+        );
+        async move {
+            sts.get_caller_identity()
+                .send()
+                .await
+                .unwrap()
+                .arn
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(
+        whoami(keys[0].clone()).await,
+        "arn:aws:sts::123456789012:assumed-role/team-a-builds/codebuild-operator.team-a"
+    );
+    assert_eq!(
+        whoami(keys[2].clone()).await,
+        "arn:aws:sts::123456789012:assumed-role/team-b-builds/codebuild-operator.team-b"
+    );
 }

@@ -31,6 +31,9 @@ pub struct AwsSettings {
     /// An endpoint URL that replaces CodeBuild's (for local emulators). When unset, the SDK
     /// still honours `AWS_ENDPOINT_URL_CODEBUILD` and `AWS_ENDPOINT_URL`.
     pub endpoint_url: Option<String>,
+    /// An endpoint URL that replaces STS's for AssumeRole (emulators, VPC endpoints). When
+    /// unset, the SDK still honours `AWS_ENDPOINT_URL_STS` and `AWS_ENDPOINT_URL`.
+    pub sts_endpoint_url: Option<String>,
 }
 
 /// CodeBuild through the AWS SDK.
@@ -116,10 +119,14 @@ impl AwsBuildApi {
     /// A credentials provider that assumes `role` with the operator's own credentials. STS
     /// is reached as aws-config says (its Region, `AWS_ENDPOINT_URL_STS`).
     fn assume_role(&self, role: &AssumedRole) -> AssumeRoleProvider {
+        let sts_config = match &self.settings.sts_endpoint_url {
+            Some(url) => self.shared.to_builder().endpoint_url(url).build(),
+            None => self.shared.as_ref().clone(),
+        };
         let builder = AssumeRoleProvider::builder(role.role_arn.clone())
             .session_name(role.session_name())
             .tags([(NAMESPACE_SESSION_TAG, role.namespace.as_str())])
-            .configure(self.shared.as_ref());
+            .configure(&sts_config);
         // `build` is async only to load a default configuration, which `configure` has
         // given: the future completes at once, without I/O.
         futures::executor::block_on(builder.build())

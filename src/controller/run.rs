@@ -46,6 +46,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.region.clone(),
         AwsSettings {
             endpoint_url: args.endpoint_url.clone(),
+            sts_endpoint_url: args.sts_endpoint_url.clone(),
         },
     )
     .await
@@ -430,15 +431,33 @@ fn strip_unneeded_fields(run: &mut CodeBuildRun) {
     }
 }
 
-/// The namespaces to watch: each one named, or None for all.
+/// The namespaces to watch: each one named (once, however often it is named: two
+/// controllers on one namespace would reconcile the same object at the same time), or None
+/// for all.
 fn watched_namespaces(flag: &[String]) -> Vec<Option<String>> {
-    let named: Vec<Option<String>> = flag
-        .iter()
-        .filter(|n| !n.is_empty())
-        .cloned()
-        .map(Some)
-        .collect();
+    let mut named: Vec<Option<String>> = Vec::new();
+    for ns in flag.iter().filter(|n| !n.is_empty()) {
+        if !named.iter().flatten().any(|seen| seen == ns) {
+            named.push(Some(ns.clone()));
+        }
+    }
     if named.is_empty() { vec![None] } else { named }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watched_namespaces;
+
+    #[test]
+    fn each_namespace_is_watched_once() {
+        let flag = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(watched_namespaces(&flag(&[])), vec![None]);
+        assert_eq!(watched_namespaces(&flag(&[""])), vec![None]);
+        assert_eq!(
+            watched_namespaces(&flag(&["a", "b", "a", "", "c", "b"])),
+            vec![Some("a".into()), Some("b".into()), Some("c".into())]
+        );
+    }
 }
 
 async fn shutdown_signal() {

@@ -12,6 +12,13 @@
 //! - [`wait_for`] / [`wait_for_async`]: bounded polling.
 #![allow(dead_code)]
 
+mod http;
+pub mod moto;
+
+// Not every test file uses them.
+#[allow(unused_imports)]
+pub use http::{free_port, http_get};
+
 use std::fs::File;
 use std::future::Future;
 use std::io::{Read, Write};

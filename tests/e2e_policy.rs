@@ -1,0 +1,675 @@
+//! End to end, tenancy: the operator binary with `--enforce-policies` on a real
+//! kube-apiserver, the CodeBuild simulator, and moto's STS for tenant roles.
+//!
+//! - runs in two namespaces under two CodeBuildRunPolicies: allowed ones start, refused ones
+//!   are Stalled with reason PolicyDenied, the policy gap in the message and a Warning Event,
+//!   and nothing is started for them; a policy change starts a refused run;
+//! - each override rule (member not allowed, member denied, value rules);
+//! - each namespace's builds are started, watched and stopped with its policy's role;
+//! - no secret (PLAINTEXT value, credentials) shows in status, Events, logs or metrics, and a
+//!   secret-looking PLAINTEXT variable gets a Warning Event.
+//!
+//! Policies are cluster-scoped: every policy here selects namespaces by a label key unique
+//! to the test, so tests running side by side never grant each other anything.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use codebuild_operator::api::{CodeBuildRun, CodeBuildRunPolicy, CodeBuildRunSpec, MARKER_ENV_VAR};
+use codebuild_operator::policy::{Decision, RunRequest, evaluate};
+use codebuild_sim::{Server, SimConfig};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use support::moto::start_moto;
+use support::{
+    OperatorProcess, TestNamespace, free_port, http_get, kubectl_ok, kubectl_stdin, output_text,
+    random_suffix,
+};
+
+const API_VERSION: &str = "codebuild.operator.dev/v1alpha1";
+const POLL: Duration = Duration::from_millis(250);
+const WAIT: Duration = Duration::from_secs(60);
+
+// ---- environment ---------------------------------------------------------------------------
+
+/// Cluster-scoped policies of one test, deleted on drop.
+struct PolicySet {
+    api: Api<CodeBuildRunPolicy>,
+    names: Vec<String>,
+}
+
+impl PolicySet {
+    async fn new() -> PolicySet {
+        PolicySet {
+            api: Api::all(support::client().await),
+            names: Vec::new(),
+        }
+    }
+
+    /// Creates (or replaces) the policy `name` with `spec`; returns it as stored.
+    async fn apply(&mut self, name: &str, spec: Value) -> CodeBuildRunPolicy {
+        let policy = json!({
+            "apiVersion": API_VERSION, "kind": "CodeBuildRunPolicy",
+            "metadata": {"name": name}, "spec": spec,
+        });
+        let stored = self
+            .api
+            .patch(
+                name,
+                &PatchParams::apply("e2e-test").force(),
+                &Patch::Apply(&policy),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("applying CodeBuildRunPolicy {name}: {e}"));
+        if !self.names.iter().any(|n| n == name) {
+            self.names.push(name.to_owned());
+        }
+        stored
+    }
+}
+
+impl Drop for PolicySet {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = support::kubectl(&["delete", "codebuildrunpolicy", name, "--wait=false"]);
+        }
+    }
+}
+
+/// A namespace labelled `<key>=<value>` (the key is unique to the test).
+fn labelled_namespace(prefix: &str, key: &str, value: &str) -> TestNamespace {
+    let ns = TestNamespace::new(prefix);
+    kubectl_ok(&["label", "namespace", ns.name(), &format!("{key}={value}")]);
+    ns
+}
+
+fn selector(key: &str, value: &str) -> Value {
+    json!({"matchLabels": {key: value}})
+}
+
+/// `kubectl create -f -` of a run, as a user would.
+fn create_run(ns: &str, name: &str, spec: Value) {
+    let manifest = json!({
+        "apiVersion": API_VERSION, "kind": "CodeBuildRun",
+        "metadata": {"name": name}, "spec": spec,
+    })
+    .to_string();
+    let out = kubectl_stdin(&["create", "-n", ns, "-f", "-"], &manifest);
+    assert!(
+        out.status.success(),
+        "kubectl create refused:\n{manifest}\n{}",
+        output_text(&out)
+    );
+}
+
+fn condition<'a>(run: &'a CodeBuildRun, type_: &str) -> Option<&'a Condition> {
+    run.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+async fn wait_condition(
+    runs: &Api<CodeBuildRun>,
+    name: &str,
+    type_: &str,
+    status: &str,
+) -> CodeBuildRun {
+    support::wait_for_async(
+        &format!("cbr/{name}: {type_}={status}"),
+        WAIT,
+        POLL,
+        || async {
+            runs.get_opt(name)
+                .await
+                .ok()
+                .flatten()
+                .filter(|run| condition(run, type_).is_some_and(|c| c.status == status))
+        },
+    )
+    .await
+}
+
+/// What the library decides for a run of `spec` in `namespace` (labels `labels`) under
+/// `policies`: the expected message of a refusal.
+fn expected_denial(
+    namespace: &str,
+    labels: &[(&str, &str)],
+    spec: &Value,
+    policies: &[&CodeBuildRunPolicy],
+) -> String {
+    let spec: CodeBuildRunSpec = serde_json::from_value(spec.clone()).expect("a valid spec");
+    let mut all_labels: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    all_labels.insert("kubernetes.io/metadata.name".into(), namespace.into());
+    all_labels.insert(
+        support::NAMESPACE_LABEL.0.into(),
+        support::NAMESPACE_LABEL.1.into(),
+    );
+    let region = spec
+        .operator
+        .as_ref()
+        .and_then(|o| o.region.clone())
+        .unwrap_or_else(|| "us-east-1".into());
+    let request = RunRequest {
+        namespace,
+        region: &region,
+        spec: &spec,
+    };
+    match evaluate(&request, &all_labels, policies) {
+        Decision::Denied { message } => message,
+        other => panic!("expected the library to refuse {spec:?}, it says {other:?}"),
+    }
+}
+
+/// Asserts that the run is refused with `message`: Stalled=True, Succeeded=False and
+/// Ready=False with reason PolicyDenied, a Warning Event with the same note, no build.
+async fn assert_refused(client: &kube::Client, ns: &str, name: &str, message: &str) {
+    let runs: Api<CodeBuildRun> = Api::namespaced(client.clone(), ns);
+    let run = wait_condition(&runs, name, "Stalled", "True").await;
+    for type_ in ["Stalled", "Succeeded", "Ready"] {
+        let c = condition(&run, type_).unwrap_or_else(|| panic!("{name}: no {type_}"));
+        assert_eq!(c.reason, "PolicyDenied", "{name} {type_}: {c:?}");
+        assert_eq!(c.message, message, "{name} {type_}");
+    }
+    assert_eq!(condition(&run, "Succeeded").unwrap().status, "False");
+    let status = run.status.clone().unwrap_or_default();
+    assert!(status.build.build_id.is_none(), "{name}: {status:?}");
+    assert!(status.start_attempt.is_none(), "{name}: {status:?}");
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    support::wait_for_async(
+        &format!("a PolicyDenied Event for {name}"),
+        WAIT,
+        POLL,
+        || async {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            list.items
+                .into_iter()
+                .find(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                        && e.reason.as_deref() == Some("PolicyDenied")
+                })
+                .map(|e| {
+                    assert_eq!(e.type_.as_deref(), Some("Warning"));
+                    assert_eq!(e.note.as_deref(), Some(message));
+                })
+        },
+    )
+    .await;
+}
+
+/// The marker (the run's uid) of a StartBuild request.
+fn request_marker(request: &Value) -> Option<String> {
+    request["environmentVariablesOverride"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == MARKER_ENV_VAR)?
+        .get("value")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The uids of the runs the simulator was asked to start builds for.
+fn started_uids(sim: &Server) -> Vec<String> {
+    sim.state()
+        .starts()
+        .iter()
+        .filter_map(|s| request_marker(&s.request))
+        .collect()
+}
+
+async fn uid(runs: &Api<CodeBuildRun>, name: &str) -> String {
+    runs.get(name).await.unwrap().metadata.uid.unwrap()
+}
+
+// ---- tests ---------------------------------------------------------------------------------
+
+/// Two namespaces, two policies: what each may start, and every way a run is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn policies_decide_who_starts_what() {
+    let key = format!("e2e-tenant-{}", random_suffix(6));
+    let ns_a = labelled_namespace("pol-a", &key, "a");
+    let ns_b = labelled_namespace("pol-b", &key, "b");
+    let ns_c = TestNamespace::new("pol-none"); // no policy selects it
+    let (a, b, c) = (ns_a.name(), ns_b.name(), ns_c.name());
+    let sim = Server::start(SimConfig {
+        phase_seconds: 0.2,
+        projects: ["team-a-web", "team-a-api", "team-b-web", "shared-lib"]
+            .map(String::from)
+            .to_vec(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("starting the CodeBuild simulator");
+
+    let suffix = random_suffix(6);
+    let (pa_name, pb_name) = (format!("team-a-{suffix}"), format!("team-b-{suffix}"));
+    let mut policies = PolicySet::new().await;
+    let pa_spec = json!({
+        "namespaceSelector": selector(&key, "a"),
+        "projects": ["team-a-*"],
+        "regions": ["us-*"],
+        "overrides": {
+            "allowed": ["sourceVersion", "environmentVariablesOverride", "imageOverride",
+                        "sourceLocationOverride", "secondarySourcesOverride"],
+            "images": ["aws/codebuild/standard:*"],
+            "sourceLocations": ["https://github.com/team-a/*"],
+        },
+    });
+    let mut pa = policies.apply(&pa_name, pa_spec.clone()).await;
+    let pb = policies
+        .apply(
+            &pb_name,
+            json!({
+                "namespaceSelector": selector(&key, "b"),
+                "projects": ["team-b-*", "shared-*"],
+                "overrides": {
+                    "allowed": ["*"],
+                    "denied": ["buildspecOverride", "privilegedModeOverride"],
+                    "serviceRoles": ["arn:aws:iam::123456789012:role/ci-*"],
+                },
+            }),
+        )
+        .await;
+
+    let _op = OperatorProcess::start(
+        a,
+        &sim.endpoint(),
+        &[
+            "--namespaces",
+            &format!("{a},{b},{c}"),
+            "--enforce-policies",
+        ],
+    );
+    let client = support::client().await;
+    let runs_a: Api<CodeBuildRun> = Api::namespaced(client.clone(), a);
+    let runs_b: Api<CodeBuildRun> = Api::namespaced(client.clone(), b);
+    let runs_c: Api<CodeBuildRun> = Api::namespaced(client.clone(), c);
+
+    // Allowed.
+    create_run(
+        a,
+        "ok",
+        json!({"projectName": "team-a-web", "sourceVersion": "main",
+               "imageOverride": "aws/codebuild/standard:7.0",
+               "secondarySourcesOverride": [{"type": "GITHUB", "sourceIdentifier": "lib",
+                                             "location": "https://github.com/team-a/lib"}]}),
+    );
+    create_run(
+        b,
+        "ok",
+        json!({"projectName": "shared-lib", "imageOverride": "anything:latest",
+               "serviceRoleOverride": "arn:aws:iam::123456789012:role/ci-shared"}),
+    );
+    // Refused, one gap each.
+    let labels_a = [(key.as_str(), "a")];
+    let labels_b = [(key.as_str(), "b")];
+    let refused: Vec<(&str, &[(&str, &str)], &str, Value)> = vec![
+        (
+            a,
+            &labels_a,
+            "other-team",
+            json!({"projectName": "team-b-web"}),
+        ),
+        (
+            a,
+            &labels_a,
+            "other-region",
+            json!({"projectName": "team-a-web", "operator": {"region": "eu-west-1"}}),
+        ),
+        (
+            a,
+            &labels_a,
+            "buildspec",
+            json!({"projectName": "team-a-api", "buildspecOverride": "version: 0.2"}),
+        ),
+        (
+            a,
+            &labels_a,
+            "image",
+            json!({"projectName": "team-a-web", "imageOverride": "evil/miner:latest"}),
+        ),
+        (
+            a,
+            &labels_a,
+            "source",
+            json!({"projectName": "team-a-web",
+                   "sourceLocationOverride": "https://github.com/attacker/repo"}),
+        ),
+        (
+            a,
+            &labels_a,
+            "secondary",
+            json!({"projectName": "team-a-web",
+                   "secondarySourcesOverride": [{"type": "GITHUB", "sourceIdentifier": "x",
+                                                 "location": "https://evil.example/x"}]}),
+        ),
+        (
+            b,
+            &labels_b,
+            "privileged",
+            json!({"projectName": "team-b-web", "privilegedModeOverride": true}),
+        ),
+        (
+            b,
+            &labels_b,
+            "role",
+            json!({"projectName": "team-b-web",
+                   "serviceRoleOverride": "arn:aws:iam::123456789012:role/admin"}),
+        ),
+        (c, &[], "nobody", json!({"projectName": "shared-lib"})),
+    ];
+    for (ns, _, name, spec) in &refused {
+        create_run(ns, name, spec.clone());
+    }
+
+    for (runs, name) in [(&runs_a, "ok"), (&runs_b, "ok")] {
+        wait_condition(runs, name, "Succeeded", "True").await;
+    }
+    for (ns, labels, name, spec) in &refused {
+        let message = expected_denial(ns, labels, spec, &[&pa, &pb]);
+        assert_refused(&client, ns, name, &message).await;
+    }
+    // The wording, for the record (the library computed the messages above).
+    let other_team = runs_a.get("other-team").await.unwrap();
+    assert_eq!(
+        condition(&other_team, "Stalled").unwrap().message,
+        format!(
+            "no CodeBuildRunPolicy lets namespace \"{a}\" start project \"team-b-web\" in region \
+             \"us-east-1\" (policies for this namespace: {pa_name})"
+        )
+    );
+    let nobody = runs_c.get("nobody").await.unwrap();
+    assert_eq!(
+        condition(&nobody, "Stalled").unwrap().message,
+        format!("no CodeBuildRunPolicy grants namespace \"{c}\"")
+    );
+    // Only the two allowed runs were started, each once.
+    let mut expected = vec![uid(&runs_a, "ok").await, uid(&runs_b, "ok").await];
+    let mut started = started_uids(&sim);
+    expected.sort();
+    started.sort();
+    assert_eq!(started, expected, "StartBuild only for the allowed runs");
+    // `kubectl wait` sees the refusal.
+    kubectl_ok(&[
+        "wait",
+        "--for=condition=Stalled",
+        "cbr/buildspec",
+        "-n",
+        a,
+        "--timeout=30s",
+    ]);
+
+    // The policy now allows buildspecOverride: the refused run starts without being touched.
+    let mut spec = pa_spec.clone();
+    spec["overrides"]["allowed"]
+        .as_array_mut()
+        .unwrap()
+        .push("buildspecOverride".into());
+    pa = policies.apply(&pa_name, spec).await;
+    let run = wait_condition(&runs_a, "buildspec", "Succeeded", "True").await;
+    assert_eq!(condition(&run, "Stalled").unwrap().status, "False");
+    let attempt = run.status.unwrap().start_attempt.expect("a start attempt");
+    assert_eq!(attempt.policy.as_deref(), Some(pa_name.as_str()));
+    assert_eq!(attempt.role_arn, None);
+    // ... and the others stay refused.
+    let image = runs_a.get("image").await.unwrap();
+    assert_eq!(condition(&image, "Stalled").unwrap().status, "True");
+    assert_eq!(started_uids(&sim).len(), 3);
+    // A namespace label change grants namespace c the policy of team b.
+    kubectl_ok(&["label", "namespace", c, &format!("{key}=b")]);
+    wait_condition(&runs_c, "nobody", "Succeeded", "True").await;
+    assert_eq!(started_uids(&sim).len(), 4);
+    drop(pa);
+    drop(policies);
+}
+
+/// Each namespace's builds are started, watched and stopped with its policy's IAM role
+/// (moto's STS issues the credentials; the simulator records the access key of every
+/// StartBuild), and nothing secret leaks into status, Events, logs or metrics.
+#[tokio::test(flavor = "multi_thread")]
+async fn tenant_roles_and_secret_hygiene() {
+    let key = format!("e2e-role-{}", random_suffix(6));
+    let ns_a = labelled_namespace("role-a", &key, "a");
+    let ns_b = labelled_namespace("role-b", &key, "b");
+    let (a, b) = (ns_a.name(), ns_b.name());
+    let moto = start_moto();
+    let sim = Server::start(SimConfig {
+        phase_seconds: 0.5,
+        projects: vec!["app".into()],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("starting the CodeBuild simulator");
+    let suffix = random_suffix(6);
+    let mut policies = PolicySet::new().await;
+    for (team, account) in [("a", "111111111111"), ("b", "222222222222")] {
+        policies
+            .apply(
+                &format!("role-{team}-{suffix}"),
+                json!({
+                    "namespaceSelector": selector(&key, team),
+                    "projects": ["app"],
+                    "overrides": {"allowed": ["environmentVariablesOverride", "sourceVersion"]},
+                    "roleArn": format!("arn:aws:iam::{account}:role/builds-{team}"),
+                }),
+            )
+            .await;
+    }
+    let metrics_port = free_port();
+    let metrics_address = format!("127.0.0.1:{metrics_port}");
+    let op = OperatorProcess::start(
+        a,
+        &sim.endpoint(),
+        &[
+            "--namespaces",
+            &format!("{a},{b}"),
+            "--enforce-policies",
+            "--sts-endpoint-url",
+            &moto.endpoint(),
+            "--metrics-address",
+            &metrics_address,
+        ],
+    );
+    let client = support::client().await;
+
+    const PLAINTEXT_SECRET: &str = "ghp_e2eDoNotLeakThisValue0123456789";
+    const PLAINTEXT_VALUE: &str = "plain-value-e2e-7f3a";
+    const PARAMETER_NAME: &str = "/e2e/db-password-parameter";
+    let spec = json!({
+        "projectName": "app",
+        "sourceVersion": "main",
+        "environmentVariablesOverride": [
+            {"name": "GITHUB_TOKEN", "value": PLAINTEXT_SECRET},
+            {"name": "STAGE", "value": PLAINTEXT_VALUE, "type": "PLAINTEXT"},
+            {"name": "DB_PASSWORD", "value": PARAMETER_NAME, "type": "PARAMETER_STORE"},
+        ],
+    });
+    for ns in [a, b] {
+        create_run(ns, "build", spec.clone());
+        create_run(
+            ns,
+            "long",
+            json!({"projectName": "app", "environmentVariablesOverride": [
+            {"name": "CODEBUILD_SIM_PHASE_SECONDS", "value": "60"}]}),
+        );
+    }
+    for ns in [a, b] {
+        let runs: Api<CodeBuildRun> = Api::namespaced(client.clone(), ns);
+        wait_condition(&runs, "build", "Succeeded", "True").await;
+        let long = support::wait_for_async("the long build to run", WAIT, POLL, || async {
+            runs.get("long").await.ok().filter(|r| {
+                r.status
+                    .as_ref()
+                    .is_some_and(|s| s.build.build_id.is_some())
+            })
+        })
+        .await;
+        let attempt = long.status.unwrap().start_attempt.unwrap();
+        let team = if ns == a { "a" } else { "b" };
+        assert_eq!(
+            attempt.role_arn.as_deref(),
+            Some(
+                format!(
+                    "arn:aws:iam::{}:role/builds-{team}",
+                    if team == "a" {
+                        "111111111111"
+                    } else {
+                        "222222222222"
+                    }
+                )
+                .as_str()
+            )
+        );
+        // Deleting it stops its build, with the same role.
+        runs.delete("long", &DeleteParams::default()).await.unwrap();
+    }
+    // Every StartBuild of a namespace was signed with credentials of its role.
+    let starts = sim.state().starts();
+    assert_eq!(starts.len(), 4, "{starts:?}");
+    let mut uid_ns: BTreeMap<String, &str> = BTreeMap::new();
+    for ns in [a, b] {
+        let runs: Api<CodeBuildRun> = Api::namespaced(client.clone(), ns);
+        uid_ns.insert(uid(&runs, "build").await, ns);
+    }
+    let mut keys_by_ns: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for start in &starts {
+        let marker = request_marker(&start.request).expect("the marker variable");
+        // The long runs are deleted by now: their uids are the ones not in the map.
+        let ns = match uid_ns.get(&marker) {
+            Some(ns) => *ns,
+            None => "deleted",
+        };
+        keys_by_ns
+            .entry(ns)
+            .or_default()
+            .push(start.access_key_id.clone().expect("a signed StartBuild"));
+    }
+    assert_eq!(
+        keys_by_ns.get("deleted").map(Vec::len),
+        Some(2),
+        "{keys_by_ns:?}"
+    );
+    let whoami = |key: String| {
+        let moto = moto.endpoint();
+        async move {
+            let out = std::process::Command::new("aws")
+                .args([
+                    "sts",
+                    "get-caller-identity",
+                    "--endpoint-url",
+                    &moto,
+                    "--output",
+                    "json",
+                ])
+                .env("AWS_ACCESS_KEY_ID", &key)
+                .env("AWS_SECRET_ACCESS_KEY", "any")
+                .env("AWS_DEFAULT_REGION", "us-east-1")
+                .output()
+                .expect("the AWS CLI (pip awscli)");
+            let v: Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|_| panic!("aws sts get-caller-identity: {}", output_text(&out)));
+            v["Arn"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    for (ns, account, team) in [(a, "111111111111", "a"), (b, "222222222222", "b")] {
+        let keys = &keys_by_ns[ns];
+        assert_eq!(keys.len(), 1, "{keys_by_ns:?}");
+        // The long run of the namespace used the same (cached) credentials.
+        assert!(keys_by_ns["deleted"].contains(&keys[0]), "{keys_by_ns:?}");
+        assert!(
+            keys[0].starts_with("ASIA"),
+            "temporary credentials: {keys:?}"
+        );
+        assert_eq!(
+            whoami(keys[0].clone()).await,
+            format!("arn:aws:sts::{account}:assumed-role/builds-{team}/codebuild-operator.{ns}")
+        );
+    }
+    // Deleting the long runs stopped their builds (StopBuild, made with each role).
+    support::wait_for_async("both long builds stopped", WAIT, POLL, || async {
+        let stopped = sim
+            .state()
+            .builds()
+            .iter()
+            .filter(|b| b["buildStatus"] == "STOPPED")
+            .count();
+        (stopped == 2).then_some(())
+    })
+    .await;
+
+    // Secret hygiene: the secret-looking PLAINTEXT variable is warned about...
+    let events: Api<Event> = Api::namespaced(client.clone(), a);
+    support::wait_for_async("a PlaintextSecret Event", WAIT, POLL, || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("PlaintextSecret"))
+            .map(|e| {
+                assert_eq!(e.type_.as_deref(), Some("Warning"));
+                let note = e.note.unwrap_or_default();
+                assert!(note.contains("GITHUB_TOKEN"), "{note}");
+                assert!(note.contains("SECRETS_MANAGER"), "{note}");
+                assert!(
+                    !note.contains("STAGE"),
+                    "STAGE does not look secret: {note}"
+                );
+                assert!(
+                    !note.contains("DB_PASSWORD"),
+                    "PARAMETER_STORE is fine: {note}"
+                );
+            })
+    })
+    .await;
+    // ... and no value or credential appears in status, Events, the log or the metrics.
+    let mut haystacks = Vec::new();
+    for ns in [a, b] {
+        let statuses = kubectl_ok(&[
+            "get",
+            "cbr",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={range .items[*]}{.status}{end}",
+        ]);
+        assert!(
+            statuses.contains("buildId"),
+            "statuses were read: {statuses}"
+        );
+        haystacks.push((format!("status in {ns}"), statuses));
+        haystacks.push((
+            format!("Events in {ns}"),
+            kubectl_ok(&["get", "events", "-n", ns, "-o", "yaml"]),
+        ));
+    }
+    haystacks.push(("the operator log".into(), op.log()));
+    let metrics = match http_get(metrics_port, "/metrics") {
+        Some((200, body)) => body,
+        other => panic!("GET /metrics: {other:?}"),
+    };
+    haystacks.push(("the metrics".into(), metrics));
+    let mut needles = vec![
+        PLAINTEXT_SECRET.to_owned(),
+        PLAINTEXT_VALUE.to_owned(),
+        PARAMETER_NAME.to_owned(),
+        // The operator's own secret key (support sets it) and the tenant keys.
+        "e2e-secret".to_owned(),
+    ];
+    needles.extend(keys_by_ns.values().flatten().cloned());
+    for (what, text) in &haystacks {
+        for needle in &needles {
+            assert!(
+                !text.contains(needle.as_str()),
+                "{what} contains the secret {needle:?}"
+            );
+        }
+    }
+    drop(policies);
+}
