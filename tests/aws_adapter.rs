@@ -5,7 +5,6 @@
 //! tests/conformance/requirements.txt). It must be installed: this test fails, never skips,
 //! when it is missing.
 
-
 use aws_sdk_codebuild::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_codebuild::types::{
     ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
@@ -305,10 +304,22 @@ async fn tenant_roles_are_assumed_through_sts() {
         .map(|s| s.access_key_id.clone().expect("signed request"))
         .collect();
     assert_eq!(keys.len(), 4);
-    assert!(keys[0].starts_with("ASIA"), "temporary credentials: {keys:?}");
-    assert_eq!(keys[0], keys[1], "credentials are cached per role: {keys:?}");
-    assert_ne!(keys[0], keys[2], "each role has its own credentials: {keys:?}");
-    assert_eq!(keys[3], "AKIDOPERATOR", "no role: the operator's own identity");
+    assert!(
+        keys[0].starts_with("ASIA"),
+        "temporary credentials: {keys:?}"
+    );
+    assert_eq!(
+        keys[0], keys[1],
+        "credentials are cached per role: {keys:?}"
+    );
+    assert_ne!(
+        keys[0], keys[2],
+        "each role has its own credentials: {keys:?}"
+    );
+    assert_eq!(
+        keys[3], "AKIDOPERATOR",
+        "no role: the operator's own identity"
+    );
 
     // moto knows whom it issued each key to.
     let whoami = |key: String| {
