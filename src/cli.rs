@@ -14,6 +14,8 @@ pub struct Cli {
 }
 
 /// What to do.
+// Parsed once per process: boxing RunArgs would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller.

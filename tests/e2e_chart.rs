@@ -867,3 +867,154 @@ fn namespaced_install_runs_a_build_with_nothing_cluster_wide() {
     let status = operator.terminate();
     assert!(status.success(), "{status}");
 }
+
+// ---- tenancy -------------------------------------------------------------------------------
+
+/// Deletes a cluster-scoped object on drop (what the operator or the test made outside the
+/// release).
+struct ClusterObject(String);
+
+impl Drop for ClusterObject {
+    fn drop(&mut self) {
+        let _ = kubectl(&["delete", &self.0, "--ignore-not-found", "--wait=false"]);
+    }
+}
+
+/// policy.enforce=true: the chart's RBAC lets the operator (as its ServiceAccount) read
+/// policies and namespaces and keep its ValidatingAdmissionPolicy, which the chart binds;
+/// `kubectl apply` of a run no policy allows is refused with the operator's message, and an
+/// allowed run still goes to Succeeded.
+#[test]
+fn policy_enforcement_with_the_charts_rbac_and_admission_policy() {
+    let ns = TestNamespace::new("chart-policy");
+    let n = ns.name();
+    let release = Release {
+        name: format!("cbp-{}", support::random_suffix(5)),
+        namespace: n.to_owned(),
+    };
+    // The binding matches only the watched namespace, so other tests are never affected.
+    helm_ok(&[
+        "install",
+        &release.name,
+        CHART,
+        "-n",
+        n,
+        "--set",
+        &format!("watchNamespaces={{{n}}}"),
+        "--set",
+        "policy.enforce=true",
+        "--set",
+        "region=us-east-1",
+    ]);
+    let fullname = format!("{}-codebuild-operator", release.name);
+    let vap = format!("{fullname}-policy");
+    let _vap_guard = ClusterObject(format!("validatingadmissionpolicy/{vap}"));
+    let subject = format!("system:serviceaccount:{n}:{fullname}");
+    let can = |args: &[&str]| {
+        let mut full = vec!["auth", "can-i"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--as", &subject]);
+        String::from_utf8_lossy(&kubectl(&full).stdout).trim() == "yes"
+    };
+    for allowed in [
+        &["list", "codebuildrunpolicies.codebuild.operator.dev"][..],
+        &["watch", "codebuildrunpolicies.codebuild.operator.dev"][..],
+        &["list", "namespaces"][..],
+        &["watch", "namespaces"][..],
+        &[
+            "create",
+            "validatingadmissionpolicies.admissionregistration.k8s.io",
+        ][..],
+        &[
+            "patch",
+            &format!("validatingadmissionpolicies.admissionregistration.k8s.io/{vap}"),
+        ][..],
+    ] {
+        assert!(can(allowed), "{subject} should be allowed: {allowed:?}");
+    }
+    for denied in [
+        &["create", "codebuildrunpolicies.codebuild.operator.dev"][..],
+        &["patch", "namespaces"][..],
+        &[
+            "patch",
+            "validatingadmissionpolicies.admissionregistration.k8s.io/someone-elses",
+        ][..],
+        &[
+            "delete",
+            "validatingadmissionpolicies.admissionregistration.k8s.io",
+        ][..],
+        &[
+            "create",
+            "validatingadmissionpolicybindings.admissionregistration.k8s.io",
+        ][..],
+        &["list", "secrets", "-A"][..],
+    ] {
+        assert!(!can(denied), "{subject} should be denied: {denied:?}");
+    }
+    let binding = kubectl_ok(&[
+        "get",
+        &format!("validatingadmissionpolicybinding/{vap}"),
+        "-o",
+        "jsonpath={.spec.policyName} {.spec.validationActions}",
+    ]);
+    assert_eq!(binding, format!("{vap} [\"Deny\"]"));
+
+    // A policy for this namespace only (by its name label), for the simulator's project.
+    let policy = format!("chart-{}", support::random_suffix(6));
+    let _policy_guard = ClusterObject(format!("codebuildrunpolicy/{policy}"));
+    let manifest = format!(
+        "apiVersion: codebuild.operator.dev/v1alpha1\nkind: CodeBuildRunPolicy\nmetadata:\n  name: {policy}\nspec:\n  namespaceSelector:\n    matchLabels:\n      kubernetes.io/metadata.name: {n}\n  projects: [{PROJECT}]\n"
+    );
+    let out = support::kubectl_stdin(&["apply", "-f", "-"], &manifest);
+    assert!(out.status.success(), "policy: {}", output_text(&out));
+
+    // The operator, authenticated only by the ServiceAccount's token, flags as the chart sets.
+    let token = kubectl_ok(&["create", "token", &fullname, "-n", n, "--duration=1h"]);
+    let kubeconfig = log_dir().join(format!("{n}-sa.kubeconfig"));
+    write_kubeconfig(&kubeconfig, None, token.trim());
+    let rt = runtime();
+    let sim = simulator(&rt);
+    let port = free_port();
+    let metrics_address = format!("127.0.0.1:{port}");
+    let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+    let mut operator = OperatorProcess::start_with_env(
+        n,
+        &sim.endpoint(),
+        &[
+            "--metrics-address",
+            &metrics_address,
+            "--enforce-policies",
+            "--admission-policy",
+            &vap,
+        ],
+        &[("KUBECONFIG", &kubeconfig), ("POD_NAMESPACE", n)],
+    );
+    wait_status(port, "/readyz", 200);
+    // The operator wrote the admission policy; once it is in force, a run the policy does not
+    // allow is refused at `kubectl apply`, with the operator's wording.
+    let refused = format!(
+        "apiVersion: codebuild.operator.dev/v1alpha1\nkind: CodeBuildRun\nmetadata:\n  name: refused\nspec:\n  projectName: {PROJECT}\n  buildspecOverride: 'version: 0.2'\n"
+    );
+    let expected = format!(
+        "namespace \"{n}\" may not use these overrides for project \"{PROJECT}\" in region \
+         \"us-east-1\": policy \"{policy}\" does not allow buildspecOverride"
+    );
+    let stderr = wait_for(
+        "the admission policy to refuse the run",
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || {
+            let out = support::kubectl_stdin(&["apply", "-n", n, "-f", "-"], &refused);
+            let text = output_text(&out);
+            (!out.status.success() && text.contains("ValidatingAdmissionPolicy")).then_some(text)
+        },
+    );
+    assert!(stderr.contains(&expected), "kubectl said:\n{stderr}");
+    create_run(&ns, "allowed");
+    wait_succeeded(&ns, "allowed", "90s");
+    let log = operator.log();
+    assert!(!log.contains("forbidden"), "a call was forbidden:\n{log}");
+    assert!(log.contains("admission policy up to date"), "{log}");
+    assert_eq!(sim.state().starts().len(), 1, "exactly one StartBuild");
+    operator.terminate();
+}

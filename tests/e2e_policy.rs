@@ -229,6 +229,9 @@ async fn uid(runs: &Api<CodeBuildRun>, name: &str) -> String {
     runs.get(name).await.unwrap().metadata.uid.unwrap()
 }
 
+/// A run that must be refused: namespace, its labels, name, spec.
+type RefusedCase<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, Value);
+
 // ---- tests ---------------------------------------------------------------------------------
 
 /// Two namespaces, two policies: what each may start, and every way a run is refused.
@@ -311,7 +314,7 @@ async fn policies_decide_who_starts_what() {
     // Refused, one gap each.
     let labels_a = [(key.as_str(), "a")];
     let labels_b = [(key.as_str(), "b")];
-    let refused: Vec<(&str, &[(&str, &str)], &str, Value)> = vec![
+    let refused: Vec<RefusedCase<'_>> = vec![
         (
             a,
             &labels_a,

@@ -291,10 +291,36 @@ async fn operate<B: BuildApi>(
         }
     };
     tokio::pin!(tracker_loop);
+    // Only the leader writes the admission policy.
+    let admission_loop = {
+        let leadership = leadership.clone();
+        let keeper = policies
+            .clone()
+            .filter(|_| !args.admission_policy.is_empty())
+            .map(|p| {
+                p.keep_admission_policy(
+                    client.clone(),
+                    args.admission_policy.clone(),
+                    default_region.clone(),
+                )
+            });
+        async move {
+            match keeper {
+                Some(keeper) => {
+                    leadership.acquired().await;
+                    keeper.await;
+                    futures::future::pending::<()>().await;
+                }
+                None => futures::future::pending::<()>().await,
+            }
+        }
+    };
+    tokio::pin!(admission_loop);
     let mut stop = stop_rx.clone();
     tokio::select! {
         _ = &mut controllers => {}
         _ = &mut tracker_loop => {}
+        _ = &mut admission_loop => {}
         _ = stop.wait_for(|stopping| *stopping) => {
             info!("shutting down: finishing in-flight reconciles");
             controllers.await;
@@ -444,22 +470,6 @@ fn watched_namespaces(flag: &[String]) -> Vec<Option<String>> {
     if named.is_empty() { vec![None] } else { named }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::watched_namespaces;
-
-    #[test]
-    fn each_namespace_is_watched_once() {
-        let flag = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(watched_namespaces(&flag(&[])), vec![None]);
-        assert_eq!(watched_namespaces(&flag(&[""])), vec![None]);
-        assert_eq!(
-            watched_namespaces(&flag(&["a", "b", "a", "", "c", "b"])),
-            vec![Some("a".into()), Some("b".into()), Some("c".into())]
-        );
-    }
-}
-
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -480,5 +490,21 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watched_namespaces;
+
+    #[test]
+    fn each_namespace_is_watched_once() {
+        let flag = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(watched_namespaces(&flag(&[])), vec![None]);
+        assert_eq!(watched_namespaces(&flag(&[""])), vec![None]);
+        assert_eq!(
+            watched_namespaces(&flag(&["a", "b", "a", "", "c", "b"])),
+            vec![Some("a".into()), Some("b".into()), Some("c".into())]
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! policies and namespace labels the controller decides with, and the admission policy, up
 //! to date (I/O).
 
+pub mod admission;
 pub mod evaluate;
 pub mod glob;
 pub mod hygiene;

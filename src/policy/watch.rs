@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
@@ -12,10 +13,17 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
-use tracing::warn;
+use tracing::{info, warn};
 
-use super::{Decision, RunRequest, evaluate};
+use super::{Decision, RunRequest, admission, evaluate};
 use crate::api::CodeBuildRunPolicy;
+
+/// How long policy changes are gathered before the admission policy is rendered again.
+const ADMISSION_SETTLE: Duration = Duration::from_millis(200);
+/// First delay before retrying a failed admission policy write.
+const ADMISSION_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest delay between those retries.
+const ADMISSION_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// The policies and namespace labels, as last seen by the watches.
 #[derive(Clone)]
@@ -125,6 +133,38 @@ impl Policies {
         let all = self.all();
         let refs: Vec<&CodeBuildRunPolicy> = all.iter().map(AsRef::as_ref).collect();
         Some(evaluate(request, &labels, &refs))
+    }
+}
+
+impl Policies {
+    /// Keeps the ValidatingAdmissionPolicy `name` rendered from the current policies (the
+    /// chart binds it), until the future is dropped. Call it only where this replica leads:
+    /// standbys must not write.
+    pub async fn keep_admission_policy(self, client: Client, name: String, default_region: String) {
+        let mut changes = self.changes();
+        let mut delay = ADMISSION_RETRY_MIN;
+        loop {
+            let all = self.all();
+            let refs: Vec<&CodeBuildRunPolicy> = all.iter().map(AsRef::as_ref).collect();
+            let vap = admission::render(&name, &refs, &default_region);
+            match admission::apply(&client, &vap).await {
+                Ok(()) => {
+                    info!(admission_policy = %name, policies = refs.len(), "admission policy up to date");
+                    delay = ADMISSION_RETRY_MIN;
+                    if changes.changed().await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(ADMISSION_SETTLE).await;
+                    changes.borrow_and_update();
+                }
+                Err(error) => {
+                    warn!(admission_policy = %name, %error, retry_in = ?delay,
+                        "could not write the admission policy; runs are still checked by the operator");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(ADMISSION_RETRY_MAX);
+                }
+            }
+        }
     }
 }
 

@@ -75,3 +75,12 @@ app.kubernetes.io/component: operator
 {{- define "codebuild-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{- /* The ValidatingAdmissionPolicy the operator keeps in step with the policies. */ -}}
+{{- define "codebuild-operator.admissionPolicyName" -}}
+{{- printf "%s-policy" (include "codebuild-operator.fullname" .) }}
+{{- end }}
+
+{{- define "codebuild-operator.admissionEnabled" -}}
+{{- if and .Values.policy.enforce .Values.policy.admission.enabled }}true{{ end }}
+{{- end }}

@@ -1,0 +1,826 @@
+//! The CodeBuildRunPolicies as a ValidatingAdmissionPolicy: `kubectl apply` of a run that no
+//! policy allows is refused by the apiserver itself, with the words the controller would
+//! write in the run's condition, and without a webhook server.
+//!
+//! Policies add up (a run is allowed when at least one policy allows all of it), which
+//! admission policy params cannot express (several params are ANDed). So the operator
+//! renders one ValidatingAdmissionPolicy from the current policies, each policy's rules
+//! compiled into CEL literals, and applies it whenever they change ([`render`], pure;
+//! [`apply`], I/O). The Helm chart installs only the binding (`validationActions: [Deny]`)
+//! that names it.
+//!
+//! The CEL mirrors [`evaluate::evaluate`] step by step, and every message is built from the
+//! same functions (`evaluate::no_policy_for_namespace` and the others), called with
+//! placeholders that become CEL expressions, so the words cannot drift apart:
+//!
+//! - `variables.region`: `spec.operator.region`, else the operator's Region (inlined);
+//! - `variables.labels`: the namespace's labels (`{}` when it has none);
+//! - `variables.used`: the StartBuild members the run sets (not null), in member order;
+//! - per policy `p<i>` (policies sorted by name): `p<i>_selects` (its namespace selector),
+//!   `p<i>_covers` (selects, and names the project in the Region), `p<i>_gaps` (what it
+//!   refuses of the overrides, in member order);
+//! - `variables.allowed`: some policy covers the run with no gap; otherwise the message is
+//!   the first that applies of: no policy for the namespace, none for the project and
+//!   Region, the gaps of every covering policy.
+//!
+//! UPDATEs are only checked when they change what the decision depends on (the match
+//! condition [`UPDATE_CONDITION`]), so an operator's finalizer patch, a label, or
+//! `spec.operator.stop` on a run that was allowed when it was created is never refused
+//! because a policy changed since.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use k8s_openapi::api::admissionregistration::v1::{
+    MatchCondition, MatchResources, NamedRuleWithOperations, ValidatingAdmissionPolicy,
+    ValidatingAdmissionPolicySpec, Validation, Variable,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::Value;
+
+use super::evaluate::{self, VALUE_RULES};
+use super::glob;
+use crate::api::{CodeBuildRunPolicy, GROUP, override_members};
+use crate::controller::FIELD_MANAGER;
+
+/// The version and resource the admission policy checks (in [`GROUP`]).
+const VERSION: &str = "v1alpha1";
+/// See [`VERSION`].
+const RESOURCE: &str = "codebuildruns";
+
+/// The name of the match condition that lets UPDATEs through when they change nothing the
+/// decision depends on.
+pub const UPDATE_CONDITION: &str = "create-or-start-build-request-changed";
+
+/// The message when the CEL message cannot be used (the apiserver falls back to it when the
+/// computed message fails, is longer than it allows, or holds a line break).
+pub const FALLBACK_MESSAGE: &str = "no CodeBuildRunPolicy allows this CodeBuildRun in this \
+                                    namespace (kubectl describe codebuildrunpolicies)";
+
+/// The label that marks the admission policy as rendered by the operator.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "codebuild-operator");
+
+// Placeholders passed to the message functions of `evaluate`; each becomes a CEL
+// expression. NUL cannot occur in policy names, member names or Regions, and the
+// placeholders are replaced left to right before any value is known.
+const NAMESPACE_HOLE: &str = "\u{0}namespace\u{0}";
+const PROJECT_HOLE: &str = "\u{0}project\u{0}";
+const REGION_HOLE: &str = "\u{0}region\u{0}";
+const POLICIES_HOLE: &str = "\u{0}policies\u{0}";
+const GAPS_HOLE: &str = "\u{0}gaps\u{0}";
+const MEMBER_HOLE: &str = "\u{0}member\u{0}";
+const VALUE_HOLE: &str = "\u{0}value\u{0}";
+
+/// The admission policy `name` that refuses a CodeBuildRun (CREATE, and UPDATEs that change
+/// the StartBuild request) exactly when [`evaluate::evaluate`] with `policies` would, with
+/// the same message. Runs that name no Region are checked against `default_region`.
+/// Deterministic: the same policies, in any order, give the same object.
+pub fn render(
+    name: &str,
+    policies: &[&CodeBuildRunPolicy],
+    default_region: &str,
+) -> ValidatingAdmissionPolicy {
+    let mut sorted: Vec<&CodeBuildRunPolicy> = policies.to_vec();
+    sorted.sort_by(|a, b| policy_name(a).cmp(policy_name(b)));
+    let members = override_members();
+
+    let mut variables = vec![
+        variable("region", region_of("object", default_region)),
+        variable(
+            "labels",
+            "has(namespaceObject.metadata.labels) ? namespaceObject.metadata.labels : {}".into(),
+        ),
+        variable(
+            "used",
+            format!(
+                "{}.filter(m, m in object.spec && object.spec[m] != null)",
+                list(members.iter().map(|m| cel_string(m)))
+            ),
+        ),
+    ];
+    for (i, policy) in sorted.iter().enumerate() {
+        variables.extend(policy_variables(i, policy));
+    }
+    let selecting = list(sorted.iter().enumerate().map(|(i, p)| {
+        format!(
+            "variables.p{i}_selects ? {} : \"\"",
+            cel_string(policy_name(p))
+        )
+    }));
+    variables.push(variable(
+        "selecting",
+        format!("{selecting}.filter(n, n != \"\")"),
+    ));
+    variables.push(variable(
+        "anyCovers",
+        any((0..sorted.len()).map(|i| format!("variables.p{i}_covers"))),
+    ));
+    variables.push(variable(
+        "allowed",
+        any((0..sorted.len())
+            .map(|i| format!("(variables.p{i}_covers && size(variables.p{i}_gaps) == 0)"))),
+    ));
+    // The gaps of every covering policy: each is refused (else the run is allowed), so
+    // each text is non-empty. A flat list, not a chain of `+`: no deep nesting however
+    // many policies there are.
+    let gaps = list(
+        (0..sorted.len())
+            .map(|i| format!("variables.p{i}_covers ? variables.p{i}_gaps.join(\"; \") : \"\"")),
+    );
+    variables.push(variable(
+        "gapText",
+        if sorted.is_empty() {
+            "\"\"".into()
+        } else {
+            format!("{gaps}.filter(g, g != \"\").join(\"; \")")
+        },
+    ));
+
+    let holes = |extra: Option<(&'static str, &str)>| {
+        let mut h = vec![
+            (NAMESPACE_HOLE, "request.namespace".to_owned()),
+            (PROJECT_HOLE, "object.spec.projectName".to_owned()),
+            (REGION_HOLE, "variables.region".to_owned()),
+        ];
+        h.extend(extra.map(|(k, v)| (k, v.to_owned())));
+        h
+    };
+    let no_namespace = template(
+        &evaluate::no_policy_for_namespace(NAMESPACE_HOLE),
+        &holes(None),
+    );
+    let no_project = template(
+        &evaluate::no_policy_for_project(
+            NAMESPACE_HOLE,
+            PROJECT_HOLE,
+            REGION_HOLE,
+            &[POLICIES_HOLE],
+        ),
+        &holes(Some((
+            POLICIES_HOLE,
+            if sorted.is_empty() {
+                "\"\""
+            } else {
+                "variables.selecting.join(\", \")"
+            },
+        ))),
+    );
+    let refused = template(
+        &evaluate::overrides_refused(
+            NAMESPACE_HOLE,
+            PROJECT_HOLE,
+            REGION_HOLE,
+            &[GAPS_HOLE.to_owned()],
+        ),
+        &holes(Some((GAPS_HOLE, "variables.gapText"))),
+    );
+    let message = format!(
+        "size(variables.selecting) == 0 ? {no_namespace} : (!variables.anyCovers ? {no_project} \
+         : {refused})"
+    );
+
+    ValidatingAdmissionPolicy {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(BTreeMap::from([(
+                MANAGED_BY.0.to_owned(),
+                MANAGED_BY.1.to_owned(),
+            )])),
+            ..Default::default()
+        },
+        spec: Some(ValidatingAdmissionPolicySpec {
+            failure_policy: Some("Fail".into()),
+            match_constraints: Some(MatchResources {
+                resource_rules: Some(vec![NamedRuleWithOperations {
+                    api_groups: Some(vec![GROUP.into()]),
+                    api_versions: Some(vec![VERSION.into()]),
+                    operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+                    // The main resource only: status writes are never checked.
+                    resources: Some(vec![RESOURCE.into()]),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            match_conditions: Some(vec![MatchCondition {
+                name: UPDATE_CONDITION.into(),
+                expression: update_condition(&members, default_region),
+            }]),
+            variables: Some(variables),
+            validations: Some(vec![Validation {
+                expression: "variables.allowed".into(),
+                message: Some(FALLBACK_MESSAGE.into()),
+                message_expression: Some(message),
+                reason: Some("Forbidden".into()),
+            }]),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// The variables of the policy at index `i`: selects, covers, (the first refused secondary
+/// source, when constrained), gaps.
+fn policy_variables(i: usize, policy: &CodeBuildRunPolicy) -> Vec<Variable> {
+    let name = policy_name(policy);
+    let spec = &policy.spec;
+    let mut out = vec![variable(
+        &format!("p{i}_selects"),
+        selector(&spec.namespace_selector),
+    )];
+    let mut covers = format!(
+        "variables.p{i}_selects && {}",
+        any_matches(&spec.projects, "object.spec.projectName")
+    );
+    // Regions unset: every Region.
+    if let Some(regions) = spec.regions.as_deref() {
+        let _ = write!(covers, " && {}", any_matches(regions, "variables.region"));
+    }
+    out.push(variable(&format!("p{i}_covers"), covers));
+
+    // What the policy says of each member, in member order (as `evaluate::override_gaps`):
+    // a member it does not allow is a gap; a member it allows whose values it constrains is
+    // a gap when the (first) value is refused.
+    let rules = spec.overrides.as_ref();
+    let members = override_members();
+    let allowed: Vec<&str> = members
+        .iter()
+        .map(String::as_str)
+        .filter(|m| evaluate::member_allowed(rules, m))
+        .collect();
+    let not_allowed: Vec<&str> = members
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !evaluate::member_allowed(rules, m))
+        .collect();
+    let is_not_allowed = if allowed.is_empty() {
+        "true".to_owned()
+    } else if not_allowed.is_empty() {
+        "false".to_owned()
+    } else if not_allowed.len() <= allowed.len() {
+        format!("m in {}", list(not_allowed.iter().map(|m| cel_string(m))))
+    } else {
+        format!("!(m in {})", list(allowed.iter().map(|m| cel_string(m))))
+    };
+    let not_allowed_message = template(
+        &evaluate::member_not_allowed(name, MEMBER_HOLE),
+        &[(MEMBER_HOLE, "m".to_owned())],
+    );
+
+    let mut value_checks = Vec::new();
+    for (member, rule) in VALUE_RULES {
+        let (Some(rules), true) = (rules, allowed.contains(member)) else {
+            continue;
+        };
+        let Some(patterns) = rule.patterns(rules) else {
+            continue;
+        };
+        let message = |value: &str| {
+            template(
+                &evaluate::value_not_allowed(name, member, VALUE_HOLE, patterns),
+                &[(VALUE_HOLE, value.to_owned())],
+            )
+        };
+        let check = if *member == "secondarySourcesOverride" {
+            let var = format!("p{i}_secondary");
+            out.push(variable(
+                &var,
+                format!(
+                    "object.spec.{member}.filter(s, has(s.location) && s.location != null && \
+                     !{})",
+                    any_matches(patterns, "s.location")
+                ),
+            ));
+            format!(
+                "size(variables.{var}) > 0 ? {} : \"\"",
+                message(&format!("variables.{var}[0].location"))
+            )
+        } else {
+            let value = format!("object.spec.{member}");
+            format!(
+                "!{} ? {} : \"\"",
+                any_matches(patterns, &value),
+                message(&value)
+            )
+        };
+        value_checks.push((*member, check));
+    }
+    // `m` is in `variables.used`, so set and not null; the value checks only run for the
+    // member they are about.
+    let mut per_member = "\"\"".to_owned();
+    for (member, check) in value_checks.iter().rev() {
+        per_member = format!("m == {} ? ({check}) : ({per_member})", cel_string(member));
+    }
+    let gaps = if not_allowed.is_empty() && value_checks.is_empty() {
+        "[]".to_owned()
+    } else if allowed.is_empty() {
+        // Nothing allowed (so nothing constrained): every member set is a gap.
+        format!("variables.used.map(m, {not_allowed_message})")
+    } else {
+        format!(
+            "variables.used.map(m, {is_not_allowed} ? {not_allowed_message} : ({per_member}))\
+             .filter(g, g != \"\")"
+        )
+    };
+    out.push(variable(&format!("p{i}_gaps"), gaps));
+    out
+}
+
+/// The label selector as CEL over `variables.labels` (as `selector::selects`).
+fn selector(selector: &LabelSelector) -> String {
+    let mut terms = Vec::new();
+    for (key, value) in selector.match_labels.iter().flatten() {
+        let k = cel_string(key);
+        terms.push(format!(
+            "({k} in variables.labels && variables.labels[{k}] == {})",
+            cel_string(value)
+        ));
+    }
+    for e in selector.match_expressions.iter().flatten() {
+        let k = cel_string(&e.key);
+        let values = list(e.values.iter().flatten().map(|v| cel_string(v)));
+        terms.push(match e.operator.as_str() {
+            "In" => format!("({k} in variables.labels && variables.labels[{k}] in {values})"),
+            "NotIn" => {
+                format!("(!({k} in variables.labels) || !(variables.labels[{k}] in {values}))")
+            }
+            "Exists" => format!("({k} in variables.labels)"),
+            "DoesNotExist" => format!("!({k} in variables.labels)"),
+            // An invalid policy grants nothing.
+            _ => "false".to_owned(),
+        });
+    }
+    if terms.is_empty() {
+        "true".to_owned()
+    } else {
+        terms.join(" && ")
+    }
+}
+
+/// The Region a run builds in, from `obj` (`object` or `oldObject`).
+fn region_of(obj: &str, default_region: &str) -> String {
+    format!(
+        "has({obj}.spec.operator) && {obj}.spec.operator != null && \
+         has({obj}.spec.operator.region) && {obj}.spec.operator.region != null ? \
+         {obj}.spec.operator.region : {}",
+        cel_string(default_region)
+    )
+}
+
+/// CREATE, or an UPDATE that changes something the decision depends on: the project, the
+/// Region, which members are set, or a constrained value. All of these are immutable in the
+/// CRD (and validating admission runs after the schema's rules), so no UPDATE that reaches
+/// this policy changes them; the condition keeps the policy correct on its own, costs a
+/// few dozen map lookups, and never compares whole specs.
+fn update_condition(members: &[String], default_region: &str) -> String {
+    let presence = |obj: &str| format!("(m in {obj}.spec && {obj}.spec[m] != null)");
+    let values = list(VALUE_RULES.iter().map(|(m, _)| cel_string(m)));
+    format!(
+        "request.operation != \"UPDATE\" || \
+         object.spec.projectName != oldObject.spec.projectName || \
+         ({}) != ({}) || \
+         {}.exists(m, {} != {}) || \
+         {values}.exists(m, m in object.spec && m in oldObject.spec && \
+         object.spec[m] != oldObject.spec[m])",
+        region_of("object", default_region),
+        region_of("oldObject", default_region),
+        list(members.iter().map(|m| cel_string(m))),
+        presence("object"),
+        presence("oldObject"),
+    )
+}
+
+/// Whether `subject` (a CEL string expression) matches any of the glob `patterns`.
+fn any_matches(patterns: &[String], subject: &str) -> String {
+    if patterns.is_empty() {
+        return "false".to_owned();
+    }
+    let terms: Vec<String> = patterns
+        .iter()
+        .map(|p| format!("{subject}.matches({})", cel_string(&glob::to_regex(p))))
+        .collect();
+    format!("({})", terms.join(" || "))
+}
+
+/// `a || b || ...`, or `false` for none.
+fn any(terms: impl Iterator<Item = String>) -> String {
+    let terms: Vec<String> = terms.collect();
+    if terms.is_empty() {
+        "false".to_owned()
+    } else {
+        terms.join(" || ")
+    }
+}
+
+/// A CEL list literal of the (already rendered) items.
+fn list(items: impl Iterator<Item = String>) -> String {
+    format!("[{}]", items.collect::<Vec<_>>().join(", "))
+}
+
+/// `text` as a CEL string concatenation, each placeholder of `holes` replaced by its CEL
+/// expression (left to right).
+fn template(text: &str, holes: &[(&str, String)]) -> String {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    loop {
+        let next = holes
+            .iter()
+            .filter_map(|(hole, expr)| rest.find(hole).map(|at| (at, *hole, expr)))
+            .min_by_key(|(at, _, _)| *at);
+        let Some((at, hole, expr)) = next else {
+            break;
+        };
+        if at > 0 {
+            parts.push(cel_string(&rest[..at]));
+        }
+        parts.push(format!("({expr})"));
+        rest = &rest[at + hole.len()..];
+    }
+    if !rest.is_empty() || parts.is_empty() {
+        parts.push(cel_string(rest));
+    }
+    parts.join(" + ")
+}
+
+/// `s` as a CEL string literal: double quotes, with `\`, `"`, and every control character
+/// (newlines included) escaped, so any text (a policy name, a label, a pattern) is read back
+/// as itself.
+pub fn cel_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            // Every control character is below U+10000: `\u` takes exactly four digits.
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn variable(name: &str, expression: String) -> Variable {
+    Variable {
+        name: name.to_owned(),
+        expression,
+    }
+}
+
+fn policy_name(policy: &CodeBuildRunPolicy) -> &str {
+    policy.metadata.name.as_deref().unwrap_or_default()
+}
+
+/// Server-side applies `vap` (field manager `codebuild-operator`, forced), unless the
+/// admission policy already holds every field `vap` sets, with the same values (one GET;
+/// the fields the apiserver defaults and those of other managers are ignored, so an
+/// unchanged rendering costs no write, and a hand edit of a rendered field is undone).
+pub async fn apply(
+    client: &kube::Client,
+    vap: &ValidatingAdmissionPolicy,
+) -> Result<(), kube::Error> {
+    let name = vap.metadata.name.as_deref().unwrap_or_default();
+    let api: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
+    if let Some(current) = api.get_opt(name).await?
+        && up_to_date(vap, &current)
+    {
+        return Ok(());
+    }
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(vap),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether `current` holds every field of `desired` with the same value (lists: the same
+/// length, item by item). Fields `desired` does not set are ignored.
+pub fn up_to_date(
+    desired: &ValidatingAdmissionPolicy,
+    current: &ValidatingAdmissionPolicy,
+) -> bool {
+    let desired = serde_json::to_value(desired).unwrap_or(Value::Null);
+    let current = serde_json::to_value(current).unwrap_or(Value::Null);
+    contains(&desired, &current)
+}
+
+fn contains(desired: &Value, current: &Value) -> bool {
+    match (desired, current) {
+        (Value::Object(d), Value::Object(c)) => d
+            .iter()
+            .all(|(k, v)| c.get(k).is_some_and(|cv| contains(v, cv))),
+        (Value::Array(d), Value::Array(c)) => {
+            d.len() == c.len() && d.iter().zip(c).all(|(dv, cv)| contains(dv, cv))
+        }
+        (d, c) => d == c,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CodeBuildRunPolicySpec, OverrideRules};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    fn policy(name: &str, projects: &[&str]) -> CodeBuildRunPolicy {
+        CodeBuildRunPolicy::new(
+            name,
+            CodeBuildRunPolicySpec {
+                namespace_selector: LabelSelector::default(),
+                projects: projects.iter().map(|p| p.to_string()).collect(),
+                regions: None,
+                overrides: None,
+                role_arn: None,
+            },
+        )
+    }
+
+    fn spec(vap: &ValidatingAdmissionPolicy) -> &ValidatingAdmissionPolicySpec {
+        vap.spec.as_ref().unwrap()
+    }
+
+    fn var<'a>(vap: &'a ValidatingAdmissionPolicy, name: &str) -> &'a str {
+        &spec(vap)
+            .variables
+            .iter()
+            .flatten()
+            .find(|v| v.name == name)
+            .unwrap_or_else(|| panic!("no variable {name}"))
+            .expression
+    }
+
+    #[test]
+    fn cel_strings_escape_quotes_backslashes_and_control_characters() {
+        assert_eq!(cel_string("plain"), "\"plain\"");
+        assert_eq!(cel_string(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(cel_string("x\ny\r\tz"), r#""x\ny\r\tz""#);
+        assert_eq!(cel_string("nul\u{0}del\u{7f}"), r#""nul\u0000del\u007f""#);
+        assert_eq!(cel_string("'single' ü ☃"), "\"'single' ü ☃\"");
+        // The escapes used are also JSON's: JSON reads every literal back as the text.
+        for text in [
+            "",
+            r#"a"b\c"#,
+            "\\\"\\\\\"",
+            "line\nbreak\r\n",
+            "\u{1}\u{1f}\u{85}\u{2028}",
+            "^(?s)a\\.b.*$",
+            "ünï\"cödé\\",
+        ] {
+            let literal = cel_string(text);
+            assert!(
+                !literal.contains('\n') && !literal.contains('\r'),
+                "{literal}"
+            );
+            assert_eq!(
+                serde_json::from_str::<String>(&literal).unwrap(),
+                text,
+                "{literal}"
+            );
+        }
+    }
+
+    #[test]
+    fn templates_become_concatenations() {
+        let holes = [(NAMESPACE_HOLE, "request.namespace".to_owned())];
+        assert_eq!(
+            template(&evaluate::no_policy_for_namespace(NAMESPACE_HOLE), &holes),
+            r#""no CodeBuildRunPolicy grants namespace \"" + (request.namespace) + "\"""#
+        );
+        assert_eq!(template("static", &holes), r#""static""#);
+        assert_eq!(template("", &holes), r#""""#);
+        assert_eq!(
+            template(&format!("{NAMESPACE_HOLE}{NAMESPACE_HOLE}"), &holes),
+            "(request.namespace) + (request.namespace)"
+        );
+    }
+
+    #[test]
+    fn rendering_is_deterministic_and_ignores_policy_order() {
+        let mut a = policy("a", &["team-a-*"]);
+        a.spec.regions = Some(vec!["eu-*".into()]);
+        a.spec.overrides = Some(OverrideRules {
+            allowed: Some(vec!["*".into()]),
+            denied: Some(vec!["privilegedModeOverride".into()]),
+            images: Some(vec!["aws/*".into()]),
+            source_locations: Some(vec!["https://github.com/org/*".into()]),
+            ..Default::default()
+        });
+        a.spec.namespace_selector.match_labels = Some(BTreeMap::from([
+            ("z".into(), "1".into()),
+            ("a".into(), "2".into()),
+        ]));
+        let b = policy("b", &["shared"]);
+        let one = render("vap", &[&a, &b], "us-east-1");
+        let two = render("vap", &[&b, &a], "us-east-1");
+        assert_eq!(one, two);
+        assert_eq!(
+            serde_json::to_string(&one).unwrap(),
+            serde_json::to_string(&render("vap", &[&a, &b], "us-east-1")).unwrap()
+        );
+        // Index 0 is the first by name.
+        assert!(var(&one, "p0_covers").contains("team-a-"));
+        assert!(var(&one, "p1_covers").contains("^(?s)shared$"));
+        assert_ne!(one, render("vap", &[&a, &b], "eu-west-1"));
+    }
+
+    #[test]
+    fn structure() {
+        let vap = render("cbr-policies", &[], "us-east-1");
+        assert_eq!(vap.metadata.name.as_deref(), Some("cbr-policies"));
+        let s = spec(&vap);
+        assert_eq!(s.failure_policy.as_deref(), Some("Fail"));
+        let rules = s
+            .match_constraints
+            .as_ref()
+            .unwrap()
+            .resource_rules
+            .as_ref()
+            .unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].api_groups, Some(vec![GROUP.to_owned()]));
+        assert_eq!(rules[0].api_versions, Some(vec![VERSION.to_owned()]));
+        assert_eq!(
+            rules[0].operations,
+            Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()])
+        );
+        assert_eq!(rules[0].resources, Some(vec![RESOURCE.to_owned()]));
+        let conditions = s.match_conditions.as_ref().unwrap();
+        assert_eq!(conditions[0].name, UPDATE_CONDITION);
+        assert!(
+            conditions[0]
+                .expression
+                .starts_with("request.operation != \"UPDATE\" || ")
+        );
+        let v = &s.validations.as_ref().unwrap()[0];
+        assert_eq!(v.expression, "variables.allowed");
+        assert_eq!(v.reason.as_deref(), Some("Forbidden"));
+        assert!(!v.message.as_ref().unwrap().contains('\n'));
+        // No policy: nothing is allowed, and the message is the namespace's.
+        assert_eq!(var(&vap, "allowed"), "false");
+        assert_eq!(var(&vap, "selecting"), "[].filter(n, n != \"\")");
+        assert!(
+            v.message_expression
+                .as_ref()
+                .unwrap()
+                .starts_with(r#"size(variables.selecting) == 0 ? "no CodeBuildRunPolicy grants namespace \"" + (request.namespace) + "\"" : "#),
+            "{:?}",
+            v.message_expression
+        );
+        assert!(var(&vap, "region").ends_with(": \"us-east-1\""));
+        // Every variable name is a CEL identifier, unique.
+        let names: Vec<&str> = s
+            .variables
+            .iter()
+            .flatten()
+            .map(|v| v.name.as_str())
+            .collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+    }
+
+    #[test]
+    fn override_members_are_cel_identifiers() {
+        // `has(object.spec.<member>)` and `object.spec.<member>` need plain identifiers.
+        const RESERVED: &[&str] = &[
+            "as",
+            "break",
+            "const",
+            "continue",
+            "else",
+            "false",
+            "for",
+            "function",
+            "if",
+            "import",
+            "in",
+            "let",
+            "loop",
+            "package",
+            "namespace",
+            "null",
+            "return",
+            "true",
+            "var",
+            "void",
+            "while",
+        ];
+        for m in override_members() {
+            assert!(
+                m.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                    && m.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{m}"
+            );
+            assert!(!RESERVED.contains(&m.as_str()), "{m}");
+        }
+        for (m, _) in VALUE_RULES {
+            assert!(override_members().iter().any(|o| o == m), "{m}");
+        }
+    }
+
+    #[test]
+    fn selectors_and_patterns_are_escaped() {
+        let mut p = policy("we-ird", &[r#"a"b\c*"#]);
+        p.spec.namespace_selector = LabelSelector {
+            match_labels: Some(BTreeMap::from([("team".into(), "a".into())])),
+            match_expressions: Some(vec![
+                LabelSelectorRequirement {
+                    key: "env".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["dev".into(), "prod".into()]),
+                },
+                LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "NotIn".into(),
+                    values: None,
+                },
+                LabelSelectorRequirement {
+                    key: "x".into(),
+                    operator: "Matches".into(),
+                    values: None,
+                },
+            ]),
+        };
+        let vap = render("v", &[&p], "us-east-1");
+        assert_eq!(
+            var(&vap, "p0_selects"),
+            r#"("team" in variables.labels && variables.labels["team"] == "a") && ("env" in variables.labels && variables.labels["env"] in ["dev", "prod"]) && (!("tier" in variables.labels) || !(variables.labels["tier"] in [])) && false"#
+        );
+        assert_eq!(
+            var(&vap, "p0_covers"),
+            r#"variables.p0_selects && (object.spec.projectName.matches("^(?s)a\"b\\\\c.*$"))"#
+        );
+        // No override allowed: every member set is a gap.
+        assert_eq!(
+            var(&vap, "p0_gaps"),
+            r#"variables.used.map(m, "policy \"we-ird\" does not allow " + (m))"#
+        );
+    }
+
+    #[test]
+    fn value_rules_in_member_order() {
+        let mut p = policy("a", &["*"]);
+        p.spec.overrides = Some(OverrideRules {
+            allowed: Some(vec![
+                "secondarySourcesOverride".into(),
+                "imageOverride".into(),
+                "sourceVersion".into(),
+            ]),
+            images: Some(vec![]),
+            source_locations: Some(vec!["https://x/*".into()]),
+            service_roles: Some(vec!["ignored: not allowed".into()]),
+            ..Default::default()
+        });
+        let vap = render("v", &[&p], "us-east-1");
+        let gaps = var(&vap, "p0_gaps");
+        let image = gaps.find("m == \"imageOverride\"").unwrap();
+        let secondary = gaps.find("m == \"secondarySourcesOverride\"").unwrap();
+        assert!(image < secondary, "{gaps}");
+        assert!(!gaps.contains("m == \"serviceRoleOverride\""), "{gaps}");
+        assert!(gaps.contains(r#"!false ? "policy \"a\" does not allow imageOverride \"" + (object.spec.imageOverride) + "\" (allowed: none)""#), "{gaps}");
+        assert!(
+            gaps.contains(
+                r#"!(m in ["imageOverride", "secondarySourcesOverride", "sourceVersion"])"#
+            ),
+            "{gaps}"
+        );
+        assert_eq!(
+            var(&vap, "p0_secondary"),
+            r#"object.spec.secondarySourcesOverride.filter(s, has(s.location) && s.location != null && !(s.location.matches("^(?s)https://x/.*$")))"#
+        );
+        // Everything allowed, nothing constrained: no gap can arise.
+        p.spec.overrides = Some(OverrideRules {
+            allowed: Some(vec!["*".into()]),
+            ..Default::default()
+        });
+        assert_eq!(var(&render("v", &[&p], "us-east-1"), "p0_gaps"), "[]");
+    }
+
+    #[test]
+    fn up_to_date_ignores_defaulted_fields_only() {
+        let desired = render("v", &[&policy("a", &["x"])], "us-east-1");
+        let mut current = serde_json::to_value(&desired).unwrap();
+        current["metadata"]["resourceVersion"] = "7".into();
+        current["spec"]["matchConstraints"]["matchPolicy"] = "Equivalent".into();
+        current["spec"]["matchConstraints"]["resourceRules"][0]["scope"] = "*".into();
+        let current: ValidatingAdmissionPolicy = serde_json::from_value(current).unwrap();
+        assert!(up_to_date(&desired, &current));
+        let changed = render("v", &[&policy("a", &["y"])], "us-east-1");
+        assert!(!up_to_date(&changed, &current));
+        let more = render(
+            "v",
+            &[&policy("a", &["x"]), &policy("b", &["x"])],
+            "us-east-1",
+        );
+        assert!(!up_to_date(&more, &current));
+    }
+}

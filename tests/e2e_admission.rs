@@ -1,0 +1,660 @@
+//! End to end, on the API alone (no operator running): the ValidatingAdmissionPolicy that
+//! `policy::admission::render` makes of the CodeBuildRunPolicies, applied with
+//! `admission::apply` and bound to this test's namespaces, refuses at `kubectl apply` what
+//! `policy::evaluate` refuses, with the same message, and lets through what it allows.
+//! Every expected message is computed by the library from the same input, never copied.
+//!
+//! Policies, admission policies and bindings are cluster-scoped and tests run in parallel:
+//! every name carries a random id, every policy selects only namespaces labelled with that
+//! id, and every binding matches only them. A guard deletes them all, also on failure.
+//!
+//! Needs the local control plane (hack/local-cluster.sh); the harness starts it if it is
+//! down and fails, never skips, when it cannot.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use codebuild_operator::api::{CodeBuildRunPolicy, CodeBuildRunSpec};
+use codebuild_operator::crd::{Kind, kind_yaml};
+use codebuild_operator::policy::{Decision, RunRequest, admission, evaluate};
+use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use support::{TestNamespace, kubectl, kubectl_ok, kubectl_stdin, output_text, random_suffix};
+
+const API_VERSION: &str = "codebuild.operator.dev/v1alpha1";
+/// The operator's Region in this test (runs that name none).
+const DEFAULT_REGION: &str = "us-east-1";
+/// The label that ties namespaces, policies and bindings to one test run.
+const RUN_LABEL: &str = "cbr-admission-test";
+/// VAP and binding changes reach the admission plugin within about a second.
+const EFFECT_TIMEOUT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(250);
+
+// ---- helpers -----------------------------------------------------------------------------
+
+/// Deletes this test's cluster-scoped objects when dropped (also when the test fails).
+struct ClusterScoped {
+    objects: Vec<(&'static str, String)>,
+}
+
+impl ClusterScoped {
+    fn add(&mut self, kind: &'static str, name: &str) {
+        self.objects.push((kind, name.to_owned()));
+    }
+}
+
+impl Drop for ClusterScoped {
+    fn drop(&mut self) {
+        // The binding first, so nothing is refused by a half-deleted policy.
+        for (kind, name) in self.objects.iter().rev() {
+            let _ = kubectl(&["delete", kind, name, "--ignore-not-found", "--wait=false"]);
+        }
+    }
+}
+
+fn install_policy_crd() {
+    let yaml = kind_yaml(Kind::Policy).expect("rendering the CodeBuildRunPolicy CRD");
+    let args = ["apply", "--server-side", "--force-conflicts", "-f", "-"];
+    let out = kubectl_stdin(&args, &yaml);
+    assert!(out.status.success(), "{}", output_text(&out));
+    kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/codebuildrunpolicies.codebuild.operator.dev",
+        "--timeout=60s",
+    ]);
+}
+
+/// A namespace labelled with the test id and `labels`.
+fn namespace(prefix: &str, id: &str, labels: &[&str]) -> TestNamespace {
+    let ns = TestNamespace::new(prefix);
+    let run_label = format!("{RUN_LABEL}={id}");
+    let mut args = vec!["label", "namespace", ns.name(), run_label.as_str()];
+    args.extend(labels);
+    kubectl_ok(&args);
+    ns
+}
+
+fn namespace_labels(ns: &TestNamespace) -> BTreeMap<String, String> {
+    let text = kubectl_ok(&["get", "namespace", ns.name(), "-o", "json"]);
+    let value: Value = serde_json::from_str(&text).unwrap();
+    serde_json::from_value(value["metadata"]["labels"].clone()).unwrap()
+}
+
+fn policy(name: &str, spec: Value) -> CodeBuildRunPolicy {
+    serde_json::from_value(json!({
+        "apiVersion": API_VERSION,
+        "kind": "CodeBuildRunPolicy",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .unwrap_or_else(|e| panic!("policy {name}: {e}"))
+}
+
+/// The policies as the apiserver holds them (what the operator renders from).
+async fn read_back(api: &Api<CodeBuildRunPolicy>, names: &[String]) -> Vec<CodeBuildRunPolicy> {
+    let mut out = Vec::new();
+    for name in names {
+        out.push(api.get(name).await.expect("reading a policy back"));
+    }
+    out
+}
+
+async fn render_and_apply(
+    client: &kube::Client,
+    vap_name: &str,
+    policies: &[CodeBuildRunPolicy],
+) -> ValidatingAdmissionPolicy {
+    let refs: Vec<&CodeBuildRunPolicy> = policies.iter().collect();
+    let vap = admission::render(vap_name, &refs, DEFAULT_REGION);
+    admission::apply(client, &vap)
+        .await
+        .expect("applying the admission policy");
+    vap
+}
+
+/// A binding of `vap_name` (Deny) that matches only the namespaces labelled with `id`.
+fn bind(guard: &mut ClusterScoped, vap_name: &str, id: &str) {
+    let binding = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": vap_name},
+        "spec": {
+            "policyName": vap_name,
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {RUN_LABEL: id}}},
+        },
+    });
+    guard.add("validatingadmissionpolicybinding", vap_name);
+    let out = kubectl_stdin(&["apply", "-f", "-"], &binding.to_string());
+    assert!(out.status.success(), "{}", output_text(&out));
+}
+
+fn manifest(name: &str, spec: &Value) -> String {
+    json!({
+        "apiVersion": API_VERSION,
+        "kind": "CodeBuildRun",
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+    .to_string()
+}
+
+/// What the controller decides for `spec` in `ns` with `policies`.
+fn decide(ns: &TestNamespace, spec: &Value, policies: &[CodeBuildRunPolicy]) -> Decision {
+    let parsed: CodeBuildRunSpec =
+        serde_json::from_value(spec.clone()).unwrap_or_else(|e| panic!("spec {spec}: {e}"));
+    let region = parsed
+        .options()
+        .region
+        .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+    let refs: Vec<&CodeBuildRunPolicy> = policies.iter().collect();
+    let request = RunRequest {
+        namespace: ns.name(),
+        region: &region,
+        spec: &parsed,
+    };
+    evaluate(&request, &namespace_labels(ns), &refs)
+}
+
+/// The admission policy's message in kubectl's output, if it refused.
+fn refusal(text: &str) -> Option<String> {
+    const MARK: &str = "denied request: ";
+    let at = text.find(MARK)?;
+    let rest = &text[at + MARK.len()..];
+    Some(rest.lines().next().unwrap_or_default().to_owned())
+}
+
+/// How a run is sent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Verb {
+    /// `kubectl apply` (client-side: drops the members set to null).
+    Apply,
+    /// `kubectl create` (sends nulls as written).
+    Create,
+    /// `kubectl create --dry-run=server` (admission runs, nothing is stored).
+    DryRun,
+}
+
+/// Sends a run; Ok on success, Err(kubectl's output) when refused.
+fn submit(ns: &TestNamespace, name: &str, spec: &Value, verb: Verb) -> Result<(), String> {
+    let args: &[&str] = match verb {
+        Verb::Apply => &["apply", "-n", ns.name(), "-f", "-"],
+        Verb::Create => &["create", "-n", ns.name(), "-f", "-"],
+        Verb::DryRun => &["create", "--dry-run=server", "-n", ns.name(), "-f", "-"],
+    };
+    let out = kubectl_stdin(args, &manifest(name, spec));
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(output_text(&out))
+    }
+}
+
+/// Asserts that kubectl's answer to `spec` is the controller's decision: accepted when
+/// allowed, refused with exactly its message when denied. Returns the decision.
+#[track_caller]
+fn assert_same_decision(
+    ns: &TestNamespace,
+    name: &str,
+    spec: &Value,
+    policies: &[CodeBuildRunPolicy],
+) -> Decision {
+    assert_same_decision_via(Verb::Apply, ns, name, spec, policies)
+}
+
+/// [`assert_same_decision`], sending the run with `verb`.
+#[track_caller]
+fn assert_same_decision_via(
+    verb: Verb,
+    ns: &TestNamespace,
+    name: &str,
+    spec: &Value,
+    policies: &[CodeBuildRunPolicy],
+) -> Decision {
+    let decision = decide(ns, spec, policies);
+    let result = submit(ns, name, spec, verb);
+    match (&decision, result) {
+        (Decision::Allowed { .. }, Ok(())) => {}
+        (Decision::Allowed { policy, .. }, Err(text)) => {
+            panic!("{name}: allowed by {policy} but kubectl apply was refused:\n{text}")
+        }
+        (Decision::Denied { message }, Ok(())) => {
+            panic!("{name}: denied ({message}) but kubectl apply was accepted")
+        }
+        (Decision::Denied { message }, Err(text)) => {
+            assert_eq!(
+                refusal(&text).as_deref(),
+                Some(message.as_str()),
+                "{name}: kubectl said:\n{text}"
+            );
+        }
+    }
+    decision
+}
+
+#[track_caller]
+fn denied(decision: &Decision) -> &str {
+    match decision {
+        Decision::Denied { message } => message,
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+/// Polls a server-side dry run of `spec` until the admission outcome is `want` (Ok: accepted;
+/// Err(message): refused with that message).
+fn wait_for_outcome(ns: &TestNamespace, spec: &Value, want: Result<(), String>) {
+    let deadline = std::time::Instant::now() + EFFECT_TIMEOUT;
+    loop {
+        let got =
+            submit(ns, "probe", spec, Verb::DryRun).map_err(|text| refusal(&text).unwrap_or(text));
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "admission did not answer {want:?} in {} within {EFFECT_TIMEOUT:?}; last: {got:?}",
+            ns.name()
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+// ---- tests -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn admission_refuses_what_the_controller_refuses_with_the_same_message() {
+    install_policy_crd();
+    let client = support::client().await;
+    let id = random_suffix(6);
+    let ns_a = namespace("adm-a", &id, &["team=a"]);
+    // team=b and frozen: the images policy's DoesNotExist keeps it out (until changed).
+    let ns_b = namespace("adm-b", &id, &["team=b", "frozen=true"]);
+    let mut guard = ClusterScoped { objects: vec![] };
+    let vap_name = format!("cbr-admission-{id}");
+
+    let strict = format!("adm-{id}-a-strict");
+    let images = format!("adm-{id}-b-images");
+    let shared = format!("adm-{id}-c-shared");
+    let mut policies = vec![
+        policy(
+            &strict,
+            json!({
+                "namespaceSelector": {
+                    "matchLabels": {RUN_LABEL: id},
+                    "matchExpressions": [{"key": "team", "operator": "In", "values": ["a"]}],
+                },
+                // A pattern that needs escaping twice: for the regex and for CEL.
+                "projects": ["team-a-*", "we\"ird\\proj*"],
+                "regions": ["us-*"],
+                "overrides": {
+                    "allowed": [
+                        "sourceVersion", "imageOverride", "serviceRoleOverride",
+                        "sourceLocationOverride", "secondarySourcesOverride",
+                        "environmentVariablesOverride",
+                    ],
+                    "denied": ["environmentVariablesOverride"],
+                    "images": ["aws/codebuild/standard:*"],
+                    "serviceRoles": ["arn:aws:iam::123456789012:role/ci-*"],
+                    "sourceLocations": ["https://github.com/org-a/*"],
+                },
+            }),
+        ),
+        policy(
+            &images,
+            json!({
+                "namespaceSelector": {
+                    "matchLabels": {RUN_LABEL: id},
+                    "matchExpressions": [
+                        {"key": "team", "operator": "Exists"},
+                        {"key": "frozen", "operator": "DoesNotExist"},
+                        {"key": "tier", "operator": "NotIn", "values": ["legacy"]},
+                    ],
+                },
+                "projects": ["team-a-web"],
+                "overrides": {
+                    "allowed": ["imageOverride"],
+                    "images": ["custom/*", "quo\"te\\back*"],
+                },
+            }),
+        ),
+        policy(
+            &shared,
+            json!({
+                "namespaceSelector": {"matchLabels": {RUN_LABEL: id, "team": "a"}},
+                "projects": ["shared-*"],
+                "regions": ["eu-*"],
+            }),
+        ),
+    ];
+    let api: Api<CodeBuildRunPolicy> = Api::all(client.clone());
+    let names: Vec<String> = vec![strict.clone(), images.clone(), shared.clone()];
+    for p in &policies {
+        guard.add("codebuildrunpolicy", p.metadata.name.as_deref().unwrap());
+        api.create(&PostParams::default(), p)
+            .await
+            .expect("creating a policy");
+    }
+    policies = read_back(&api, &names).await;
+
+    guard.add("validatingadmissionpolicy", &vap_name);
+    render_and_apply(&client, &vap_name, &policies).await;
+    // Applying the same rendering again writes nothing.
+    let vaps: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
+    let before = vaps.get(&vap_name).await.unwrap().metadata.resource_version;
+    render_and_apply(&client, &vap_name, &policies).await;
+    let after = vaps.get(&vap_name).await.unwrap().metadata.resource_version;
+    assert_eq!(before, after, "an unchanged rendering must not be written");
+    bind(&mut guard, &vap_name, &id);
+
+    let plain = json!({"projectName": "team-a-web"});
+    wait_for_outcome(
+        &ns_b,
+        &plain,
+        Err(denied(&decide(&ns_b, &plain, &policies)).to_owned()),
+    );
+
+    // Accepted.
+    let allowed_cases = [
+        ("plain", json!({"projectName": "team-a-api"})),
+        (
+            "every-value-allowed",
+            json!({
+                "projectName": "team-a-api",
+                "sourceVersion": "main",
+                "imageOverride": "aws/codebuild/standard:7.0",
+                "serviceRoleOverride": "arn:aws:iam::123456789012:role/ci-web",
+                "sourceLocationOverride": "https://github.com/org-a/web",
+                "secondarySourcesOverride": [
+                    {"type": "GITHUB", "location": "https://github.com/org-a/lib"},
+                    {"type": "NO_SOURCE", "sourceIdentifier": "none"},
+                ],
+                "operator": {"region": "us-west-2", "onDelete": "LeaveRunning"},
+                "idempotencyToken": "t-1",
+            }),
+        ),
+        (
+            "escaped-project",
+            json!({"projectName": "we\"ird\\project"}),
+        ),
+        (
+            // a-strict refuses the image, b-images allows it: policies add up.
+            "policies-add-up",
+            json!({"projectName": "team-a-web", "imageOverride": "custom/tool:1"}),
+        ),
+        (
+            // Only b-images covers eu-west-1.
+            "other-region",
+            json!({
+                "projectName": "team-a-web",
+                "imageOverride": "quo\"te\\backslash",
+                "operator": {"region": "eu-west-1"},
+            }),
+        ),
+        (
+            "shared-project",
+            json!({"projectName": "shared-cache", "operator": {"region": "eu-central-1"}}),
+        ),
+    ];
+    for (name, spec) in &allowed_cases {
+        let decision = assert_same_decision(&ns_a, name, spec, &policies);
+        assert!(
+            matches!(decision, Decision::Allowed { .. }),
+            "{name}: {decision:?}"
+        );
+    }
+
+    // Members set to null are unset for both (`kubectl create` sends the nulls; the CRD
+    // keeps them, as the members are nullable).
+    let nulls = json!({
+        "projectName": "team-a-api",
+        "buildspecOverride": null,
+        "imageOverride": null,
+        "operator": {"region": null},
+    });
+    let decision = assert_same_decision_via(Verb::Create, &ns_a, "null-members", &nulls, &policies);
+    assert!(matches!(decision, Decision::Allowed { .. }), "{decision:?}");
+    let stored = kubectl_ok(&["get", "cbr/null-members", "-n", ns_a.name(), "-o", "json"]);
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    assert!(
+        stored["spec"]
+            .as_object()
+            .unwrap()
+            .contains_key("buildspecOverride"),
+        "the null should reach the apiserver: {stored}"
+    );
+
+    // Refused, each with the controller's message (and a part of it checked here, so each
+    // case is the refusal it claims to be).
+    let refused_cases: Vec<(&str, &TestNamespace, Value, String)> = vec![
+        (
+            "no-policy-for-namespace",
+            &ns_b,
+            json!({"projectName": "team-a-web"}),
+            evaluate::no_policy_for_namespace(ns_b.name()),
+        ),
+        (
+            "project-not-covered",
+            &ns_a,
+            json!({"projectName": "team-z-web"}),
+            format!("(policies for this namespace: {strict}, {images}, {shared})"),
+        ),
+        (
+            "region-not-covered",
+            &ns_a,
+            json!({"projectName": "team-a-api", "operator": {"region": "eu-west-1"}}),
+            "start project \"team-a-api\" in region \"eu-west-1\"".to_owned(),
+        ),
+        (
+            "member-not-allowed",
+            &ns_a,
+            json!({"projectName": "team-a-api", "buildspecOverride": "version: 0.2"}),
+            evaluate::member_not_allowed(&strict, "buildspecOverride"),
+        ),
+        (
+            "member-denied",
+            &ns_a,
+            json!({
+                "projectName": "team-a-api",
+                "environmentVariablesOverride": [{"name": "STAGE", "value": "dev"}],
+            }),
+            evaluate::member_not_allowed(&strict, "environmentVariablesOverride"),
+        ),
+        (
+            "image-refused",
+            &ns_a,
+            json!({"projectName": "team-a-api", "imageOverride": "evil/miner:latest"}),
+            "does not allow imageOverride \"evil/miner:latest\" (allowed: aws/codebuild/standard:*)"
+                .to_owned(),
+        ),
+        (
+            "service-role-refused",
+            &ns_a,
+            json!({
+                "projectName": "team-a-api",
+                "serviceRoleOverride": "arn:aws:iam::123456789012:role/admin",
+            }),
+            "does not allow serviceRoleOverride \"arn:aws:iam::123456789012:role/admin\"".to_owned(),
+        ),
+        (
+            "source-location-refused",
+            &ns_a,
+            json!({
+                "projectName": "team-a-api",
+                "sourceLocationOverride": "https://github.com/evil/x",
+            }),
+            "does not allow sourceLocationOverride \"https://github.com/evil/x\"".to_owned(),
+        ),
+        (
+            "secondary-source-refused",
+            &ns_a,
+            json!({
+                "projectName": "team-a-api",
+                "secondarySourcesOverride": [
+                    {"type": "GITHUB", "location": "https://github.com/org-a/ok"},
+                    {"type": "NO_SOURCE"},
+                    {"type": "GITHUB", "location": "https://evil.example/first"},
+                    {"type": "GITHUB", "location": "https://evil.example/second"},
+                ],
+            }),
+            "does not allow secondarySourcesOverride \"https://evil.example/first\" (allowed: \
+             https://github.com/org-a/*)"
+                .to_owned(),
+        ),
+        (
+            "several-gaps-in-member-order",
+            &ns_a,
+            json!({
+                "projectName": "team-a-api",
+                "sourceVersion": "main",
+                "imageOverride": "evil/miner:latest",
+                "buildspecOverride": "x",
+                "privilegedModeOverride": true,
+            }),
+            format!(
+                "{}; policy \"{strict}\" does not allow imageOverride",
+                evaluate::member_not_allowed(&strict, "buildspecOverride")
+            ),
+        ),
+        (
+            // Both cover the project: the gaps of each, in policy order.
+            "several-policies-refuse",
+            &ns_a,
+            json!({
+                "projectName": "team-a-web",
+                "imageOverride": "custom/tool:1",
+                "sourceVersion": "main",
+            }),
+            format!(
+                "policy \"{strict}\" does not allow imageOverride \"custom/tool:1\" (allowed: \
+                 aws/codebuild/standard:*); {}",
+                evaluate::member_not_allowed(&images, "sourceVersion")
+            ),
+        ),
+        (
+            "escaped-patterns-in-message",
+            &ns_a,
+            json!({
+                "projectName": "team-a-web",
+                "imageOverride": "evil\"\\x",
+                "operator": {"region": "eu-west-1"},
+            }),
+            "(allowed: custom/*, quo\"te\\back*)".to_owned(),
+        ),
+    ];
+    for (name, ns, spec, part) in &refused_cases {
+        let decision = assert_same_decision(ns, name, spec, &policies);
+        let message = denied(&decision);
+        assert!(message.contains(part.as_str()), "{name}: {message}");
+    }
+
+    // Where the apiserver cannot show the computed message (it holds a line break, or is
+    // longer than 5 KiB), it shows the static one; the decision is still the same.
+    let newline = json!({"projectName": "team-a-api", "imageOverride": "evil\nimage"});
+    assert!(denied(&decide(&ns_a, &newline, &policies)).contains('\n'));
+    let text = submit(&ns_a, "newline", &newline, Verb::Apply).expect_err("a refused image");
+    assert_eq!(
+        refusal(&text).as_deref(),
+        Some(admission::FALLBACK_MESSAGE),
+        "{text}"
+    );
+
+    // A policy changes: the re-rendered admission policy lets the refused run in.
+    let refused_before = json!({"projectName": "team-a-web"});
+    assert!(matches!(
+        decide(&ns_b, &refused_before, &policies),
+        Decision::Denied { .. }
+    ));
+    let patch = json!({"spec": {"namespaceSelector": {
+        "matchLabels": {RUN_LABEL: id},
+        "matchExpressions": [{"key": "team", "operator": "Exists"}],
+    }}});
+    api.patch(&images, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("changing a policy");
+    policies = read_back(&api, &names).await;
+    render_and_apply(&client, &vap_name, &policies).await;
+    wait_for_outcome(&ns_b, &refused_before, Ok(()));
+    let decision = assert_same_decision(&ns_b, "allowed-after-change", &refused_before, &policies);
+    assert!(
+        matches!(&decision, Decision::Allowed { policy, .. } if *policy == images),
+        "{decision:?}"
+    );
+
+    // A run allowed before the change is not refused by updates after it: the operator's
+    // finalizer patch, a label, a stop, a re-apply; only new runs are.
+    let earlier = "policies-add-up";
+    let earlier_spec = &allowed_cases.iter().find(|(n, _)| *n == earlier).unwrap().1;
+    let patch = json!({"spec": {"overrides": {"images": ["other/*"]}}});
+    api.patch(&images, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("tightening a policy");
+    policies = read_back(&api, &names).await;
+    render_and_apply(&client, &vap_name, &policies).await;
+    let now_refused = denied(&decide(&ns_a, earlier_spec, &policies)).to_owned();
+    wait_for_outcome(&ns_a, earlier_spec, Err(now_refused));
+    let run = format!("cbr/{earlier}");
+    for patch in [
+        json!({"metadata": {"finalizers": ["codebuild.operator.dev/build"]}}),
+        json!({"metadata": {"labels": {"touched": "yes"}}}),
+        json!({"spec": {"operator": {"stop": true, "onDelete": "LeaveRunning"}}}),
+    ] {
+        kubectl_ok(&[
+            "patch",
+            &run,
+            "-n",
+            ns_a.name(),
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ]);
+    }
+    // The status subresource is never checked.
+    kubectl_ok(&[
+        "patch",
+        &run,
+        "-n",
+        ns_a.name(),
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"buildStatus":"IN_PROGRESS"}}"#,
+    ]);
+    let reapplied = json!({
+        "projectName": "team-a-web",
+        "imageOverride": "custom/tool:1",
+        "operator": {"stop": true, "onDelete": "LeaveRunning"},
+    });
+    submit(&ns_a, earlier, &reapplied, Verb::Apply).expect("re-applying an admitted run");
+    // An UPDATE that changes the StartBuild request is still refused (by the CRD's own
+    // immutability rules, before admission).
+    let changed = json!({"projectName": "team-a-web", "imageOverride": "custom/tool:2"});
+    let text = submit(&ns_a, earlier, &changed, Verb::Apply).expect_err("changing an admitted run");
+    assert!(text.contains("cannot change after creation"), "{text}");
+
+    drop(guard);
+}
+
+#[tokio::test]
+async fn without_policies_every_run_is_refused() {
+    install_policy_crd();
+    let client = support::client().await;
+    let id = random_suffix(6);
+    let ns = namespace("adm-none", &id, &[]);
+    let mut guard = ClusterScoped { objects: vec![] };
+    let vap_name = format!("cbr-admission-{id}");
+    guard.add("validatingadmissionpolicy", &vap_name);
+    render_and_apply(&client, &vap_name, &[]).await;
+    bind(&mut guard, &vap_name, &id);
+
+    let spec = json!({"projectName": "anything", "operator": {"region": "eu-west-1"}});
+    let expected = denied(&decide(&ns, &spec, &[])).to_owned();
+    assert_eq!(expected, evaluate::no_policy_for_namespace(ns.name()));
+    wait_for_outcome(&ns, &spec, Err(expected));
+    assert_same_decision(&ns, "refused", &spec, &[]);
+    let names = kubectl_ok(&["get", "cbr", "-n", ns.name(), "-o", "name"]);
+    assert!(names.trim().is_empty(), "{names}");
+}
