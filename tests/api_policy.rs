@@ -66,3 +66,20 @@ fn member_lists_are_enums_in_the_schema() {
     }
     assert_eq!(crd["spec"]["scope"], "Cluster");
 }
+
+/// The example policies parse as CodeBuildRunPolicies without dropping a field.
+#[test]
+fn example_policies_parse_completely() {
+    let text = include_str!("../examples/tenancy/policies.yaml");
+    let mut count = 0;
+    for doc in text.split("\n---\n") {
+        let value: Value = serde_saphyr::from_str(doc).expect("YAML");
+        let policy: codebuild_operator::api::CodeBuildRunPolicy =
+            serde_json::from_value(value.clone()).expect("a CodeBuildRunPolicy");
+        let mut back = serde_json::to_value(&policy).unwrap();
+        // Metadata round-trips with defaults; compare the spec, which must be complete.
+        assert_eq!(back["spec"].take(), value["spec"], "{doc}");
+        count += 1;
+    }
+    assert_eq!(count, 3);
+}

@@ -676,3 +676,34 @@ async fn tenant_roles_and_secret_hygiene() {
     }
     drop(policies);
 }
+
+/// The example policies are accepted by the apiserver, and a typo in a policy is refused
+/// with the field named and the valid values listed.
+#[test]
+fn example_policies_are_accepted_and_typos_refused() {
+    let example = support::repo_root().join("examples/tenancy/policies.yaml");
+    let out = support::kubectl(&[
+        "apply",
+        "--dry-run=server",
+        "-f",
+        example.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let typo = "apiVersion: codebuild.operator.dev/v1alpha1\nkind: CodeBuildRunPolicy\nmetadata:\n  name: typo\nspec:\n  namespaceSelector: {}\n  projects: [app]\n  overrides:\n    allowed: [buildSpecOverride]\n";
+    let out = kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], typo);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "a typo was accepted");
+    assert!(
+        text.contains("spec.overrides.allowed[0]: Unsupported value: \"buildSpecOverride\"")
+            && text.contains("\"buildspecOverride\""),
+        "{text}"
+    );
+    let no_projects = "apiVersion: codebuild.operator.dev/v1alpha1\nkind: CodeBuildRunPolicy\nmetadata:\n  name: empty\nspec:\n  namespaceSelector: {}\n  projects: []\n";
+    let out = kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], no_projects);
+    let text = output_text(&out);
+    assert!(
+        !out.status.success(),
+        "a policy without projects was accepted"
+    );
+    assert!(text.contains("spec.projects"), "{text}");
+}
