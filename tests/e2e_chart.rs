@@ -484,6 +484,11 @@ fn operator_as_the_charts_service_account_takes_a_run_to_succeeded() {
     let log = operator.log();
     assert!(!log.contains("forbidden"), "a call was forbidden:\n{log}");
     assert!(operator.is_running(), "the operator exited:\n{log}");
+    // Policies are off by default, and the operator says what that means.
+    assert!(
+        log.contains("CodeBuildRunPolicies are not enforced"),
+        "no startup warning:\n{log}"
+    );
     assert_eq!(sim.state().starts().len(), 1, "exactly one StartBuild");
     operator.terminate();
 }

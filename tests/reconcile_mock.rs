@@ -7,15 +7,21 @@ use std::time::Duration;
 use aws_sdk_codebuild::operation::start_build::StartBuildInput;
 use aws_sdk_codebuild::types::{Build, EnvironmentVariable, ProjectEnvironment, StatusType};
 use aws_smithy_types::DateTime;
-use codebuild_operator::api::{CodeBuildRun, FINALIZER, MARKER_ENV_VAR};
+use codebuild_operator::api::{CodeBuildRun, CodeBuildRunPolicy, FINALIZER, MARKER_ENV_VAR};
 use codebuild_operator::codebuild::{
     ApiError, BuildApi, BuildBatch, BuildIdPage, ErrorKind, Target,
 };
 use codebuild_operator::controller::{Context, Settings, reconcile};
+use codebuild_operator::policy::Policies;
 use codebuild_operator::tracker::Tracker;
 use http::{Request, Response};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::PartialObjectMeta;
 use kube::client::Body;
+use kube::core::PartialObjectMetaExt;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{reflector, watcher};
 use kube::{Client, Resource};
 use serde_json::{Value, json};
 
@@ -69,7 +75,7 @@ impl BuildApi for FakeCodeBuild {
         self.log
             .lock()
             .unwrap()
-            .push(format!("aws StartBuild {} token={token}", target.region));
+            .push(format!("aws StartBuild {target} token={token}"));
         if let Some(e) = self.start_error.lock().unwrap().clone() {
             return Err(e);
         }
@@ -196,6 +202,10 @@ struct Harness {
 }
 
 fn harness(object: &Value, window: Duration) -> Harness {
+    harness_with(object, window, None)
+}
+
+fn harness_with(object: &Value, window: Duration, policies: Option<Policies>) -> Harness {
     let log: Arc<Mutex<Vec<String>>> = Arc::default();
     let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
     let client = fake_apiserver(object.clone(), log.clone(), bodies.clone());
@@ -211,7 +221,7 @@ fn harness(object: &Value, window: Duration) -> Harness {
             instance: None,
         },
     );
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         client,
         aws.clone(),
         tracker,
@@ -220,7 +230,11 @@ fn harness(object: &Value, window: Duration) -> Harness {
             default_region: "us-east-1".into(),
             token_window: window,
         },
-    ));
+    );
+    if let Some(policies) = policies {
+        ctx = ctx.with_policies(policies);
+    }
+    let ctx = Arc::new(ctx);
     Harness {
         log,
         bodies,
@@ -472,4 +486,125 @@ async fn deleting_a_run_that_never_started_does_not_call_aws() {
 fn object_reference_names_the_run() {
     let run: CodeBuildRun = serde_json::from_value(run_object(&[], Value::Null)).unwrap();
     assert_eq!(run.object_ref(&()).name.as_deref(), Some("r"));
+}
+
+// === policies ===
+
+/// Policies and namespace labels as the watches would have them.
+fn policies(policies: &[Value], namespaces: &[(&str, &[(&str, &str)])]) -> Policies {
+    let (policy_store, mut policy_writer) = reflector::store::<CodeBuildRunPolicy>();
+    for p in policies {
+        let policy: CodeBuildRunPolicy = serde_json::from_value(p.clone()).unwrap();
+        policy_writer.apply_watcher_event(&watcher::Event::Apply(policy));
+    }
+    let (ns_store, mut ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+    for (name, labels) in namespaces {
+        let meta = ObjectMeta {
+            name: Some((*name).into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        ns_writer.apply_watcher_event(&watcher::Event::Apply(meta.into_response_partial()));
+    }
+    Policies::from_stores(policy_store, ns_store)
+}
+
+fn team_policy(team: &str, role: Option<&str>) -> Value {
+    json!({
+        "apiVersion": "codebuild.operator.dev/v1alpha1", "kind": "CodeBuildRunPolicy",
+        "metadata": {"name": format!("team-{team}")},
+        "spec": {"namespaceSelector": {"matchLabels": {"team": team}}, "projects": ["p"],
+                 "roleArn": role},
+    })
+}
+
+#[tokio::test]
+async fn a_refused_run_is_stalled_and_nothing_is_started() {
+    let object = run_object(&[FINALIZER], Value::Null);
+    let policies = policies(&[team_policy("a", None)], &[("ns", &[("team", "b")])]);
+    let h = harness_with(&object, Duration::from_secs(300), Some(policies));
+    reconcile_once(&h, &object).await.unwrap();
+    assert_eq!(
+        log(&h),
+        vec![
+            format!("k8s GET {RUN_PATH}"),
+            format!("k8s PATCH {RUN_PATH}/status"),
+            "k8s event".to_owned(),
+        ],
+        "no AWS call, no start attempt"
+    );
+    let bodies = h.bodies.lock().unwrap();
+    let status = &bodies[0]["status"];
+    assert!(status.get("startAttempt").is_none(), "{status}");
+    let stalled = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Stalled")
+        .unwrap();
+    assert_eq!(stalled["status"], "True");
+    assert_eq!(stalled["reason"], "PolicyDenied");
+    assert_eq!(
+        stalled["message"],
+        "no CodeBuildRunPolicy grants namespace \"ns\""
+    );
+    let event = &bodies[1];
+    assert_eq!(event["reason"], "PolicyDenied");
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["note"], stalled["message"]);
+    assert!(h.aws.builds.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_refusal_is_decided_again_when_a_policy_appears() {
+    // The run was refused before (Stalled=True for this generation); a policy now allows it.
+    let refused = json!({"conditions": [{"type": "Stalled", "status": "True", "reason": "PolicyDenied",
+        "message": "no CodeBuildRunPolicy grants namespace \"ns\"", "observedGeneration": 1,
+        "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+    let object = run_object(&[FINALIZER], refused);
+    let policies = policies(&[team_policy("a", None)], &[("ns", &[("team", "a")])]);
+    let h = harness_with(&object, Duration::from_secs(300), Some(policies));
+    reconcile_once(&h, &object).await.unwrap();
+    assert!(
+        log(&h).contains(&"aws StartBuild us-east-1 token=codebuild-operator-uid-1".to_owned()),
+        "{:?}",
+        log(&h)
+    );
+}
+
+#[tokio::test]
+async fn an_allowed_run_is_started_with_the_policys_role() {
+    let object = run_object(&[FINALIZER], Value::Null);
+    let role = "arn:aws:iam::111111111111:role/team-a";
+    let policies = policies(&[team_policy("a", Some(role))], &[("ns", &[("team", "a")])]);
+    let h = harness_with(&object, Duration::from_secs(300), Some(policies));
+    reconcile_once(&h, &object).await.unwrap();
+    assert_eq!(
+        log(&h),
+        vec![
+            format!("k8s GET {RUN_PATH}"),
+            format!("k8s PATCH {RUN_PATH}/status"),
+            format!("aws StartBuild us-east-1 as {role} token=codebuild-operator-uid-1"),
+            format!("k8s PATCH {RUN_PATH}/status"),
+            "k8s event".to_owned(),
+        ]
+    );
+    let bodies = h.bodies.lock().unwrap();
+    let attempt = &bodies[0]["status"]["startAttempt"];
+    assert_eq!(attempt["roleArn"], role, "recorded before StartBuild");
+    assert_eq!(attempt["policy"], "team-a");
+}
+
+#[tokio::test]
+async fn a_run_in_a_namespace_not_seen_yet_waits_without_writing() {
+    let object = run_object(&[FINALIZER], Value::Null);
+    let policies = policies(&[team_policy("a", None)], &[]);
+    let h = harness_with(&object, Duration::from_secs(300), Some(policies));
+    reconcile_once(&h, &object).await.unwrap();
+    assert_eq!(log(&h), vec![format!("k8s GET {RUN_PATH}")]);
 }
