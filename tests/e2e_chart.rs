@@ -211,6 +211,30 @@ fn write_kubeconfig(path: &Path, server: Option<&str>, token: &str) {
     std::fs::write(path, config).expect("writing a kubeconfig");
 }
 
+/// The operator binary authenticated only by a token of the chart's ServiceAccount
+/// `fullname` in `ns`, serving metrics on `metrics_port`, with `extra` flags.
+fn operator_as_service_account(
+    ns: &str,
+    fullname: &str,
+    sim: &Server,
+    metrics_port: u16,
+    extra: &[&str],
+) -> OperatorProcess {
+    let token = kubectl_ok(&["create", "token", fullname, "-n", ns, "--duration=1h"]);
+    let kubeconfig = log_dir().join(format!("{ns}-sa.kubeconfig"));
+    write_kubeconfig(&kubeconfig, None, token.trim());
+    let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+    let metrics_address = format!("127.0.0.1:{metrics_port}");
+    let mut args = vec!["--metrics-address", &metrics_address];
+    args.extend_from_slice(extra);
+    OperatorProcess::start_with_env(
+        ns,
+        &sim.endpoint(),
+        &args,
+        &[("KUBECONFIG", &kubeconfig), ("POD_NAMESPACE", ns)],
+    )
+}
+
 fn log_dir() -> PathBuf {
     let dir = support::repo_root().join("target/e2e-logs");
     std::fs::create_dir_all(&dir).expect("creating target/e2e-logs");
@@ -435,27 +459,21 @@ fn operator_as_the_charts_service_account_takes_a_run_to_succeeded() {
     }
 
     // The operator, authenticated only by the ServiceAccount's token.
-    let token = kubectl_ok(&["create", "token", &fullname, "-n", n, "--duration=1h"]);
-    let kubeconfig = log_dir().join(format!("{n}-sa.kubeconfig"));
-    write_kubeconfig(&kubeconfig, None, token.trim());
     let rt = runtime();
     let sim = simulator(&rt);
     let port = free_port();
-    let metrics_address = format!("127.0.0.1:{port}");
-    let kubeconfig = kubeconfig.to_string_lossy().into_owned();
-    let mut operator = OperatorProcess::start_with_env(
+    let mut operator = operator_as_service_account(
         n,
-        &sim.endpoint(),
+        &fullname,
+        &sim,
+        port,
         &[
-            "--metrics-address",
-            &metrics_address,
             "--leader-election",
             "--lease-name",
             &lease,
             "--lease-namespace",
             n,
         ],
-        &[("KUBECONFIG", &kubeconfig), ("POD_NAMESPACE", n)],
     );
     wait_status(port, "/readyz", 200);
     create_run(&ns, "rbac-run");
@@ -850,20 +868,10 @@ fn namespaced_install_runs_a_build_with_nothing_cluster_wide() {
         "no Lease rules without leader election"
     );
 
-    let token = kubectl_ok(&["create", "token", &fullname, "-n", n, "--duration=1h"]);
-    let kubeconfig = log_dir().join(format!("{n}-sa.kubeconfig"));
-    write_kubeconfig(&kubeconfig, None, token.trim());
-    let kubeconfig = kubeconfig.to_string_lossy().into_owned();
     let rt = runtime();
     let sim = simulator(&rt);
     let port = free_port();
-    let address = format!("127.0.0.1:{port}");
-    let mut operator = OperatorProcess::start_with_env(
-        n,
-        &sim.endpoint(),
-        &["--metrics-address", &address],
-        &[("KUBECONFIG", &kubeconfig)],
-    );
+    let mut operator = operator_as_service_account(n, &fullname, &sim, port, &[]);
     wait_status(port, "/readyz", 200);
     create_run(&ns, "ns-run");
     wait_succeeded(&ns, "ns-run", "90s");
@@ -974,25 +982,15 @@ fn policy_enforcement_with_the_charts_rbac_and_admission_policy() {
     assert!(out.status.success(), "policy: {}", output_text(&out));
 
     // The operator, authenticated only by the ServiceAccount's token, flags as the chart sets.
-    let token = kubectl_ok(&["create", "token", &fullname, "-n", n, "--duration=1h"]);
-    let kubeconfig = log_dir().join(format!("{n}-sa.kubeconfig"));
-    write_kubeconfig(&kubeconfig, None, token.trim());
     let rt = runtime();
     let sim = simulator(&rt);
     let port = free_port();
-    let metrics_address = format!("127.0.0.1:{port}");
-    let kubeconfig = kubeconfig.to_string_lossy().into_owned();
-    let mut operator = OperatorProcess::start_with_env(
+    let mut operator = operator_as_service_account(
         n,
-        &sim.endpoint(),
-        &[
-            "--metrics-address",
-            &metrics_address,
-            "--enforce-policies",
-            "--admission-policy",
-            &vap,
-        ],
-        &[("KUBECONFIG", &kubeconfig), ("POD_NAMESPACE", n)],
+        &fullname,
+        &sim,
+        port,
+        &["--enforce-policies", "--admission-policy", &vap],
     );
     wait_status(port, "/readyz", 200);
     // The operator wrote the admission policy; once it is in force, a run the policy does not

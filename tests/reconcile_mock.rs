@@ -266,6 +266,16 @@ async fn reconcile_once(h: &Harness, object: &Value) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
+/// The condition `type_` of a status body (panics when absent).
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no conditions in {status}"))
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
 fn log(h: &Harness) -> Vec<String> {
     h.log.lock().unwrap().clone()
 }
@@ -311,12 +321,7 @@ async fn attempt_is_recorded_before_start_build_and_the_build_id_right_after() {
     let started = &bodies[1]["status"];
     assert_eq!(started["buildId"], "p:1");
     assert_eq!(started["startAttempt"], attempt["startAttempt"]);
-    let succeeded = started["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Succeeded")
-        .unwrap();
+    let succeeded = condition(started, "Succeeded");
     assert_eq!(succeeded["status"], "Unknown");
     assert_eq!(succeeded["reason"], "SUBMITTED");
     assert_eq!(bodies[2]["reason"], "BuildStarted");
@@ -417,13 +422,7 @@ async fn a_permanent_start_error_stalls_without_retry() {
     ));
     reconcile_once(&h, &object).await.unwrap();
     let bodies = h.bodies.lock().unwrap();
-    let stalled = bodies[1]["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Stalled")
-        .unwrap()
-        .clone();
+    let stalled = condition(&bodies[1]["status"], "Stalled").clone();
     assert_eq!(stalled["status"], "True");
     assert_eq!(stalled["reason"], "InvalidInput");
     assert!(stalled["message"].as_str().unwrap().contains("bad image"));
@@ -441,13 +440,7 @@ async fn a_transient_start_error_is_visible_and_returned_for_backoff() {
     let err = reconcile_once(&h, &object).await.unwrap_err();
     assert!(err.contains("Project cannot be found"), "{err}");
     let bodies = h.bodies.lock().unwrap();
-    let rec = bodies[1]["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Reconciling")
-        .unwrap()
-        .clone();
+    let rec = condition(&bodies[1]["status"], "Reconciling").clone();
     assert_eq!(rec["status"], "True");
     assert_eq!(rec["reason"], "ProjectNotFound");
     assert_eq!(
@@ -541,12 +534,7 @@ async fn a_refused_run_is_stalled_and_nothing_is_started() {
     let bodies = h.bodies.lock().unwrap();
     let status = &bodies[0]["status"];
     assert!(status.get("startAttempt").is_none(), "{status}");
-    let stalled = status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Stalled")
-        .unwrap();
+    let stalled = condition(status, "Stalled");
     assert_eq!(stalled["status"], "True");
     assert_eq!(stalled["reason"], "PolicyDenied");
     assert_eq!(

@@ -12,6 +12,7 @@ use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
+use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -42,44 +43,11 @@ impl Policies {
 
         let (policies, writer) = reflector::store();
         let api: Api<CodeBuildRunPolicy> = Api::all(client.clone());
-        let tx = changes_tx.clone();
-        tokio::spawn(
-            watcher(api, watcher::Config::default().any_semantic())
-                .default_backoff()
-                .modify(|p| p.metadata.managed_fields = None)
-                .reflect(writer)
-                .for_each(move |event| {
-                    let tx = tx.clone();
-                    async move {
-                        match event {
-                            Ok(_) => bump(&tx),
-                            Err(error) => warn!(%error, "watching CodeBuildRunPolicies"),
-                        }
-                    }
-                }),
-        );
-
-        let (namespaces, writer) = reflector::store();
+        spawn_watch(api, writer, changes_tx.clone(), "CodeBuildRunPolicies");
         // Metadata only: the labels are all a decision needs.
+        let (namespaces, writer) = reflector::store();
         let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
-        let tx = changes_tx;
-        tokio::spawn(
-            watcher(api, watcher::Config::default().any_semantic())
-                .default_backoff()
-                .modify(|ns| ns.metadata.managed_fields = None)
-                .reflect(writer)
-                .for_each(move |event| {
-                    let tx = tx.clone();
-                    async move {
-                        match event {
-                            // Only a change of labels (or a new or deleted namespace) can
-                            // change a decision; bumping on every event is still cheap.
-                            Ok(_) => bump(&tx),
-                            Err(error) => warn!(%error, "watching namespaces"),
-                        }
-                    }
-                }),
-        );
+        spawn_watch(api, writer, changes_tx, "namespaces");
         Policies {
             policies,
             namespaces,
@@ -166,6 +134,35 @@ impl Policies {
             }
         }
     }
+}
+
+/// Runs a watch of `api` into `writer` on the current runtime, bumping `changes` on every
+/// event (only a new, changed or deleted policy or namespace label can change a decision;
+/// bumping on every event is still cheap).
+fn spawn_watch<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    changes: Arc<watch::Sender<u64>>,
+    what: &'static str,
+) where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    tokio::spawn(
+        watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(|o| o.managed_fields_mut().clear())
+            .reflect(writer)
+            .for_each(move |event| {
+                let changes = changes.clone();
+                async move {
+                    match event {
+                        Ok(_) => bump(&changes),
+                        Err(error) => warn!(%error, "watching {what}"),
+                    }
+                }
+            }),
+    );
 }
 
 fn bump(tx: &watch::Sender<u64>) {
