@@ -481,16 +481,17 @@ fn policy_name(policy: &CodeBuildRunPolicy) -> &str {
 /// admission policy already holds every field `vap` sets, with the same values (one GET;
 /// the fields the apiserver defaults and those of other managers are ignored, so an
 /// unchanged rendering costs no write, and a hand edit of a rendered field is undone).
+/// Returns whether it wrote.
 pub async fn apply(
     client: &kube::Client,
     vap: &ValidatingAdmissionPolicy,
-) -> Result<(), kube::Error> {
+) -> Result<bool, kube::Error> {
     let name = vap.metadata.name.as_deref().unwrap_or_default();
     let api: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
     if let Some(current) = api.get_opt(name).await?
         && up_to_date(vap, &current)
     {
-        return Ok(());
+        return Ok(false);
     }
     api.patch(
         name,
@@ -498,7 +499,7 @@ pub async fn apply(
         &Patch::Apply(vap),
     )
     .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Whether `current` holds every field of `desired` with the same value (lists: the same

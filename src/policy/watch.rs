@@ -31,7 +31,10 @@ const ADMISSION_RETRY_MAX: Duration = Duration::from_secs(60);
 pub struct Policies {
     policies: Store<CodeBuildRunPolicy>,
     namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// Changes when a policy or a namespace does.
     changes: watch::Receiver<u64>,
+    /// Changes when a policy does (the admission policy does not depend on namespaces).
+    policy_changes: watch::Receiver<u64>,
 }
 
 impl Policies {
@@ -39,19 +42,22 @@ impl Policies {
     /// [`Policies::wait_until_ready`]: an empty store would refuse every run.
     pub fn start(client: &Client) -> Policies {
         let (changes_tx, changes) = watch::channel(0u64);
+        let (policy_tx, policy_changes) = watch::channel(0u64);
         let changes_tx = Arc::new(changes_tx);
 
         let (policies, writer) = reflector::store();
         let api: Api<CodeBuildRunPolicy> = Api::all(client.clone());
-        spawn_watch(api, writer, changes_tx.clone(), "CodeBuildRunPolicies");
+        let notify = vec![changes_tx.clone(), Arc::new(policy_tx)];
+        spawn_watch(api, writer, notify, "CodeBuildRunPolicies");
         // Metadata only: the labels are all a decision needs.
         let (namespaces, writer) = reflector::store();
         let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
-        spawn_watch(api, writer, changes_tx, "namespaces");
+        spawn_watch(api, writer, vec![changes_tx], "namespaces");
         Policies {
             policies,
             namespaces,
             changes,
+            policy_changes,
         }
     }
 
@@ -64,6 +70,7 @@ impl Policies {
         Policies {
             policies,
             namespaces,
+            policy_changes: changes.clone(),
             changes,
         }
     }
@@ -109,15 +116,17 @@ impl Policies {
     /// chart binds it), until the future is dropped. Call it only where this replica leads:
     /// standbys must not write.
     pub async fn keep_admission_policy(self, client: Client, name: String, default_region: String) {
-        let mut changes = self.changes();
+        let mut changes = self.policy_changes.clone();
         let mut delay = ADMISSION_RETRY_MIN;
         loop {
             let all = self.all();
             let refs: Vec<&CodeBuildRunPolicy> = all.iter().map(AsRef::as_ref).collect();
             let vap = admission::render(&name, &refs, &default_region);
             match admission::apply(&client, &vap).await {
-                Ok(()) => {
-                    info!(admission_policy = %name, policies = refs.len(), "admission policy up to date");
+                Ok(written) => {
+                    if written {
+                        info!(admission_policy = %name, policies = refs.len(), "admission policy written");
+                    }
                     delay = ADMISSION_RETRY_MIN;
                     if changes.changed().await.is_err() {
                         return;
@@ -136,13 +145,13 @@ impl Policies {
     }
 }
 
-/// Runs a watch of `api` into `writer` on the current runtime, bumping `changes` on every
-/// event (only a new, changed or deleted policy or namespace label can change a decision;
-/// bumping on every event is still cheap).
+/// Runs a watch of `api` into `writer` on the current runtime, bumping each of `notify` on
+/// every event (only a new, changed or deleted policy or namespace label can change a
+/// decision; bumping on every event is still cheap).
 fn spawn_watch<K>(
     api: Api<K>,
     writer: reflector::store::Writer<K>,
-    changes: Arc<watch::Sender<u64>>,
+    notify: Vec<Arc<watch::Sender<u64>>>,
     what: &'static str,
 ) where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -154,13 +163,11 @@ fn spawn_watch<K>(
             .modify(|o| o.managed_fields_mut().clear())
             .reflect(writer)
             .for_each(move |event| {
-                let changes = changes.clone();
-                async move {
-                    match event {
-                        Ok(_) => bump(&changes),
-                        Err(error) => warn!(%error, "watching {what}"),
-                    }
+                match event {
+                    Ok(_) => notify.iter().for_each(|tx| bump(tx)),
+                    Err(error) => warn!(%error, "watching {what}"),
                 }
+                futures::future::ready(())
             }),
     );
 }
