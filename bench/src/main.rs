@@ -1387,31 +1387,20 @@ const PROFILED: [&str; 4] = [
 ];
 
 /// The pids of the running kube-apiserver and etcd.
+/// The kube-apiserver and etcd of the control plane the bench uses: the pid files of
+/// hack/local-cluster.sh (`$E2E_RUN`, default target/local-cluster), so another control
+/// plane on the same machine is never measured instead.
 fn control_plane_pids() -> (Option<u32>, Option<u32>) {
-    let mut api = None;
-    let mut etcd = None;
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-                continue;
-            };
-            let first = cmd.split(|b| *b == 0).next().unwrap_or(&[]);
-            let first = String::from_utf8_lossy(first);
-            let base = Path::new(first.as_ref())
-                .file_name()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if base.starts_with("kube-apiserver") {
-                api = Some(pid);
-            } else if base.starts_with("etcd") {
-                etcd = Some(pid);
-            }
-        }
-    }
-    (api, etcd)
+    let run = std::env::var_os("E2E_RUN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/local-cluster"));
+    let pid = |file: &str| {
+        std::fs::read_to_string(run.join(file))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    };
+    (pid("apiserver.pid"), pid("etcd.pid"))
 }
 
 fn num_cpus() -> usize {
