@@ -56,7 +56,8 @@ pub struct RunArgs {
     #[arg(long, env = "CODEBUILD_OPERATOR_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
 
-    /// How many CodeBuildRuns are reconciled at the same time.
+    /// How many CodeBuildRuns are reconciled at the same time. Status refreshes of builds
+    /// that changed take at most half of them, so starts and deletes never wait behind them.
     #[arg(
         long,
         env = "CODEBUILD_OPERATOR_MAX_CONCURRENT_RECONCILES",

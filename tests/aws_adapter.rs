@@ -322,28 +322,12 @@ async fn tenant_roles_are_assumed_through_sts() {
     );
 
     // moto knows whom it issued each key to.
-    let whoami = |key: String| {
-        let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::config::Builder::from(&config)
-                .endpoint_url(&moto_endpoint)
-                .credentials_provider(Credentials::new(key, "any", None, None, "test"))
-                .build(),
-        );
-        async move {
-            sts.get_caller_identity()
-                .send()
-                .await
-                .unwrap()
-                .arn
-                .unwrap_or_default()
-        }
-    };
     assert_eq!(
-        whoami(keys[0].clone()).await,
+        moto.caller_arn(&keys[0]).await,
         "arn:aws:sts::123456789012:assumed-role/team-a-builds/codebuild-operator.team-a"
     );
     assert_eq!(
-        whoami(keys[2].clone()).await,
+        moto.caller_arn(&keys[2]).await,
         "arn:aws:sts::123456789012:assumed-role/team-b-builds/codebuild-operator.team-b"
     );
 }

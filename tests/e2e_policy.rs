@@ -560,28 +560,6 @@ async fn tenant_roles_and_secret_hygiene() {
         Some(2),
         "{keys_by_ns:?}"
     );
-    let whoami = |key: String| {
-        let moto = moto.endpoint();
-        async move {
-            let out = std::process::Command::new("aws")
-                .args([
-                    "sts",
-                    "get-caller-identity",
-                    "--endpoint-url",
-                    &moto,
-                    "--output",
-                    "json",
-                ])
-                .env("AWS_ACCESS_KEY_ID", &key)
-                .env("AWS_SECRET_ACCESS_KEY", "any")
-                .env("AWS_DEFAULT_REGION", "us-east-1")
-                .output()
-                .expect("the AWS CLI (pip awscli)");
-            let v: Value = serde_json::from_slice(&out.stdout)
-                .unwrap_or_else(|_| panic!("aws sts get-caller-identity: {}", output_text(&out)));
-            v["Arn"].as_str().unwrap_or_default().to_owned()
-        }
-    };
     for (ns, account, team) in [(a, "111111111111", "a"), (b, "222222222222", "b")] {
         let keys = &keys_by_ns[ns];
         assert_eq!(keys.len(), 1, "{keys_by_ns:?}");
@@ -592,7 +570,7 @@ async fn tenant_roles_and_secret_hygiene() {
             "temporary credentials: {keys:?}"
         );
         assert_eq!(
-            whoami(keys[0].clone()).await,
+            moto.caller_arn(&keys[0]).await,
             format!("arn:aws:sts::{account}:assumed-role/builds-{team}/codebuild-operator.{ns}")
         );
     }

@@ -162,3 +162,33 @@ async fn triggers_are_routed_by_namespace() {
         "namespace a must not be woken for namespace b"
     );
 }
+
+/// With a trigger limit, at most that many owners are triggered and not yet reconciled; each
+/// reported reconcile lets the next waiting owner through, oldest first.
+#[tokio::test]
+async fn triggers_are_paced_by_reported_reconciles() {
+    let fake = Arc::new(Fake::default());
+    let tracker = Tracker::new(fake.clone()).with_trigger_limit(3);
+    let mut triggers = tracker.triggers(None);
+    for i in 0..10 {
+        tracker.track(&Target::region("us-east-1"), &format!("p:{i}"), owner(i));
+    }
+    assert_eq!(tracker.round().await.changed, 10);
+    let mut first = Vec::new();
+    while let Ok(o) = triggers.try_recv() {
+        first.push(o);
+    }
+    assert_eq!(first.len(), 3, "{first:?}");
+    tracker.reconciled(&first[0]);
+    let next = triggers.try_recv().expect("one more trigger");
+    assert!(!first.contains(&next));
+    assert!(triggers.try_recv().is_err(), "only one slot was freed");
+    for o in first.iter().skip(1).chain([&next]) {
+        tracker.reconciled(o);
+    }
+    let mut rest = Vec::new();
+    while let Ok(o) = triggers.try_recv() {
+        rest.push(o);
+    }
+    assert_eq!(rest.len(), 3, "{rest:?}");
+}

@@ -169,7 +169,9 @@ async fn operate<B: BuildApi>(
         None
     };
 
-    let tracker = Tracker::new(api.clone()).with_metrics(metrics.clone());
+    let tracker = Tracker::new(api.clone())
+        .with_metrics(metrics.clone())
+        .with_trigger_limit(refresh_limit(args.max_concurrent_reconciles));
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -344,7 +346,9 @@ async fn gated_reconcile<B: BuildApi>(
         return Ok(Action::await_change());
     }
     let started = Instant::now();
+    let oref = ObjectRef::from_obj(run.as_ref());
     let result = reconcile(run, ctx.clone()).await;
+    ctx.tracker.reconciled(&oref);
     ctx.metrics.reconciled(
         started.elapsed(),
         result.as_ref().map(|_| ()).map_err(Error::category),
@@ -385,6 +389,17 @@ async fn wait_for_crd(client: &Client, namespaces: &[Option<String>]) -> anyhow:
         }
     }
     Ok(())
+}
+
+/// How many status refreshes (reconciles triggered by a changed build) may wait for or hold
+/// a reconcile slot at once: half the slots, so starts and deletes always have the other
+/// half (see tracker::pacer; measured against three quarters and no limit in the README's
+/// Performance section). Unlimited reconciles (0) leave refreshes unpaced too.
+fn refresh_limit(max_concurrent_reconciles: u16) -> usize {
+    match usize::from(max_concurrent_reconciles) {
+        0 => 0,
+        slots => (slots / 2).max(1),
+    }
 }
 
 /// The runs to look at again after a policy or a namespace changed: those without a build
@@ -496,6 +511,19 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::watched_namespaces;
+
+    #[test]
+    fn refreshes_leave_half_the_slots() {
+        use super::refresh_limit;
+        assert_eq!(refresh_limit(16), 8);
+        assert_eq!(refresh_limit(1), 1);
+        assert_eq!(refresh_limit(2), 1);
+        assert_eq!(
+            refresh_limit(0),
+            0,
+            "unlimited reconciles, unpaced refreshes"
+        );
+    }
 
     #[test]
     fn each_namespace_is_watched_once() {

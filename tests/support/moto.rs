@@ -17,6 +17,26 @@ impl Moto {
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.1)
     }
+
+    /// The identity moto's STS issued `access_key_id` to (GetCallerIdentity signed with it;
+    /// moto looks the key up, the secret does not matter), e.g.
+    /// `arn:aws:sts::123456789012:assumed-role/ROLE/SESSION`.
+    pub async fn caller_arn(&self, access_key_id: &str) -> String {
+        use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_sts::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new(access_key_id, "any", None, None, "test"))
+            .build();
+        aws_sdk_sts::Client::from_conf(config)
+            .get_caller_identity()
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GetCallerIdentity with {access_key_id}: {e:?}"))
+            .arn
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for Moto {

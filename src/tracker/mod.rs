@@ -1,11 +1,14 @@
 //! The tracker: one place that polls CodeBuild for every in-flight build.
 //!
 //! Reconcile never polls AWS per object. It registers the build ids it needs watched; one
-//! round per poll interval, the tracker groups those ids by target (Region and identity), asks BatchGetBuilds for
-//! up to 100 of them per call, keeps the latest answer per build in a shared cache, and
-//! triggers a reconcile of each object whose build changed. A build leaves the polling set
-//! once it is final (or CodeBuild says it does not exist); its last answer stays in the
-//! cache until the owning object forgets it.
+//! round per poll interval, the tracker groups those ids by target (Region and identity),
+//! asks BatchGetBuilds for up to 100 of them per call, keeps the latest answer per build in
+//! a shared cache, and triggers a reconcile of each object whose build changed, paced so
+//! that status refreshes never take every reconcile slot (`pacer`). A build leaves the
+//! polling set once it is final (or CodeBuild says it does not exist); its last answer
+//! stays in the cache until the owning object forgets it.
+
+mod pacer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,6 +28,10 @@ use crate::metrics::Metrics;
 
 /// How many BatchGetBuilds calls of one round may be in flight at once.
 const ROUND_CONCURRENCY: usize = 4;
+/// How long a trigger counts against the pacing limit when its reconcile is never reported.
+const TRIGGER_LEASE: Duration = Duration::from_secs(30);
+
+pub use pacer::Pacer;
 
 /// What the tracker last learnt about a build.
 #[derive(Clone, Debug, PartialEq)]
@@ -68,6 +75,7 @@ pub struct Tracker<B> {
     metrics: Arc<Metrics>,
     entries: Arc<Mutex<HashMap<String, Entry>>>,
     triggers: Arc<Mutex<Vec<Trigger>>>,
+    pacer: Arc<Mutex<Pacer<ObjectRef<CodeBuildRun>>>>,
 }
 
 impl<B> Clone for Tracker<B> {
@@ -77,6 +85,7 @@ impl<B> Clone for Tracker<B> {
             metrics: self.metrics.clone(),
             entries: self.entries.clone(),
             triggers: self.triggers.clone(),
+            pacer: self.pacer.clone(),
         }
     }
 }
@@ -89,7 +98,22 @@ impl<B: BuildApi> Tracker<B> {
             metrics: Arc::default(),
             entries: Arc::default(),
             triggers: Arc::default(),
+            pacer: Arc::new(Mutex::new(Pacer::new(0, TRIGGER_LEASE))),
         }
+    }
+
+    /// At most `limit` objects triggered for a changed build and not reconciled yet (0: no
+    /// limit); the others wait their turn in order. Report each reconcile with
+    /// [`Tracker::reconciled`].
+    pub fn with_trigger_limit(self, limit: usize) -> Self {
+        *lock(&self.pacer) = Pacer::new(limit, TRIGGER_LEASE);
+        self
+    }
+
+    /// `run` was reconciled: a paced trigger slot is free again.
+    pub fn reconciled(&self, run: &ObjectRef<CodeBuildRun>) {
+        lock(&self.pacer).done(run);
+        self.release();
     }
 
     /// Counts rounds into `metrics` (a fresh, unexported set by default).
@@ -252,8 +276,22 @@ impl<B: BuildApi> Tracker<B> {
             }
         }
         let changed = owners.len();
+        {
+            let mut pacer = lock(&self.pacer);
+            owners.into_iter().for_each(|owner| pacer.push(owner));
+        }
+        self.release();
+        changed
+    }
+
+    /// Triggers the owners the pacer lets through now.
+    fn release(&self) {
+        let ready = lock(&self.pacer).take_ready(Instant::now());
+        if ready.is_empty() {
+            return;
+        }
         let mut triggers = lock(&self.triggers);
-        for owner in owners {
+        for owner in ready {
             for (namespace, tx) in triggers.iter_mut() {
                 if namespace.is_none() || namespace.as_deref() == owner.namespace.as_deref() {
                     // A closed receiver means its controller stopped: nothing to wake.
@@ -261,7 +299,6 @@ impl<B: BuildApi> Tracker<B> {
                 }
             }
         }
-        changed
     }
 }
 
