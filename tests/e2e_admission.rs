@@ -22,9 +22,10 @@ use codebuild_operator::policy::{Decision, RunRequest, admission, evaluate};
 use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use support::{TestNamespace, kubectl, kubectl_ok, kubectl_stdin, output_text, random_suffix};
+use support::{
+    API_VERSION, TestNamespace, kubectl, kubectl_ok, kubectl_stdin, output_text, random_suffix,
+};
 
-const API_VERSION: &str = "codebuild.operator.dev/v1alpha1";
 /// The operator's Region in this test (runs that name none).
 const DEFAULT_REGION: &str = "us-east-1";
 /// The label that ties namespaces, policies and bindings to one test run.
@@ -133,16 +134,6 @@ fn bind(guard: &mut ClusterScoped, vap_name: &str, id: &str) {
     assert!(out.status.success(), "{}", output_text(&out));
 }
 
-fn manifest(name: &str, spec: &Value) -> String {
-    json!({
-        "apiVersion": API_VERSION,
-        "kind": "CodeBuildRun",
-        "metadata": {"name": name},
-        "spec": spec,
-    })
-    .to_string()
-}
-
 /// What the controller decides for `spec` in `ns` with `policies`.
 fn decide(ns: &TestNamespace, spec: &Value, policies: &[CodeBuildRunPolicy]) -> Decision {
     let parsed: CodeBuildRunSpec =
@@ -186,7 +177,7 @@ fn submit(ns: &TestNamespace, name: &str, spec: &Value, verb: Verb) -> Result<()
         Verb::Create => &["create", "-n", ns.name(), "-f", "-"],
         Verb::DryRun => &["create", "--dry-run=server", "-n", ns.name(), "-f", "-"],
     };
-    let out = kubectl_stdin(args, &manifest(name, spec));
+    let out = kubectl_stdin(args, &support::run_manifest(name, spec.clone()));
     if out.status.success() {
         Ok(())
     } else {

@@ -11,20 +11,10 @@ mod support;
 use codebuild_operator::api::{BuildInfo, CodeBuildRun, CodeBuildRunStatus};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use support::{TestNamespace, example_files, kubectl, kubectl_ok, kubectl_stdin, output_text};
-
-const API_VERSION: &str = "codebuild.operator.dev/v1alpha1";
-
-/// A CodeBuildRun manifest (JSON, which kubectl reads as well as YAML).
-fn manifest(name: &str, spec: Value) -> String {
-    json!({
-        "apiVersion": API_VERSION,
-        "kind": "CodeBuildRun",
-        "metadata": {"name": name},
-        "spec": spec,
-    })
-    .to_string()
-}
+use support::{
+    API_VERSION, TestNamespace, example_files, kubectl, kubectl_ok, kubectl_stdin, output_text,
+    run_manifest as manifest,
+};
 
 /// `kubectl create -f -` of `manifest`, which must be refused; returns kubectl's output.
 #[track_caller]

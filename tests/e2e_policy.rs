@@ -26,11 +26,10 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use support::moto::start_moto;
 use support::{
-    OperatorProcess, TestNamespace, free_port, http_get, kubectl_ok, kubectl_stdin, output_text,
-    random_suffix,
+    API_VERSION, OperatorProcess, TestNamespace, free_port, http_get, kubectl_ok, kubectl_stdin,
+    output_text, random_suffix,
 };
 
-const API_VERSION: &str = "codebuild.operator.dev/v1alpha1";
 const POLL: Duration = Duration::from_millis(250);
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -93,11 +92,7 @@ fn selector(key: &str, value: &str) -> Value {
 
 /// `kubectl create -f -` of a run, as a user would.
 fn create_run(ns: &str, name: &str, spec: Value) {
-    let manifest = json!({
-        "apiVersion": API_VERSION, "kind": "CodeBuildRun",
-        "metadata": {"name": name}, "spec": spec,
-    })
-    .to_string();
+    let manifest = support::run_manifest(name, spec);
     let out = kubectl_stdin(&["create", "-n", ns, "-f", "-"], &manifest);
     assert!(
         out.status.success(),

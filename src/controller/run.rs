@@ -363,32 +363,48 @@ async fn gated_reconcile<B: BuildApi>(
 /// Lists where the controllers will watch (each namespace, or all), so a namespaced
 /// installation needs no cluster-wide permission.
 async fn wait_for_crd(client: &Client, namespaces: &[Option<String>]) -> anyhow::Result<()> {
-    let mut delay = CRD_RETRY_MIN;
     for ns in namespaces {
         let runs: Api<CodeBuildRun> = match ns {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
-        loop {
-            match runs.list(&ListParams::default().limit(1)).await {
-                Ok(_) => break,
-                // The apiserver answered: a missing CRD or permission does not fix itself.
-                Err(kube::Error::Api(status)) if status.code < 500 && status.code != 429 => {
-                    return Err(anyhow::Error::new(kube::Error::Api(status)).context(format!(
-                        "cannot list {} in {}: is the CRD installed (kubectl apply --server-side -f crds/) and may this identity list it?",
-                        CodeBuildRun::crd_name(),
-                        ns.as_deref().unwrap_or("all namespaces"),
-                    )));
-                }
-                Err(error) => {
-                    warn!(%error, retry_in = ?delay, "cannot reach the Kubernetes API; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(CRD_RETRY_MAX);
-                }
+        let listed = until_answered(|| async {
+            runs.list(&ListParams::default().limit(1)).await.map(|_| ())
+        })
+        .await;
+        listed.map_err(|refused| {
+            anyhow::Error::new(refused).context(format!(
+                "cannot list {} in {}: is the CRD installed (kubectl apply --server-side -f crds/) and may this identity list it?",
+                CodeBuildRun::crd_name(),
+                ns.as_deref().unwrap_or("all namespaces"),
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Calls `probe` until the apiserver answers it: Ok, or the apiserver's refusal, returned as
+/// the error (a missing CRD or permission does not fix itself). While it cannot be reached (5xx, 429, network),
+/// retries with a capped backoff, saying so.
+async fn until_answered<F, Fut>(mut probe: F) -> Result<(), kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), kube::Error>>,
+{
+    let mut delay = CRD_RETRY_MIN;
+    loop {
+        match probe().await {
+            Ok(()) => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code < 500 && status.code != 429 => {
+                return Err(kube::Error::Api(status));
+            }
+            Err(error) => {
+                warn!(%error, retry_in = ?delay, "cannot reach the Kubernetes API; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(CRD_RETRY_MAX);
             }
         }
     }
-    Ok(())
 }
 
 /// How many status refreshes (reconciles triggered by a changed build) may wait for or hold
@@ -432,34 +448,26 @@ fn waiting_runs(
 /// missing or this identity may not list it or namespaces (policies are cluster-scoped, so
 /// enforcing them needs a ClusterRole even when only some namespaces are watched).
 async fn wait_for_policy_api(client: &Client) -> anyhow::Result<()> {
-    let mut delay = CRD_RETRY_MIN;
-    loop {
-        let policies: Api<CodeBuildRunPolicy> = Api::all(client.clone());
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let result = match policies.list(&ListParams::default().limit(1)).await {
-            Ok(_) => namespaces
-                .list_metadata(&ListParams::default().limit(1))
-                .await
-                .map(|_| ())
-                .map_err(|e| (e, "namespaces".to_owned())),
-            Err(e) => Err((e, CodeBuildRunPolicy::crd_name().to_owned())),
-        };
-        match result {
-            Ok(()) => return Ok(()),
-            Err((kube::Error::Api(status), what)) if status.code < 500 && status.code != 429 => {
-                return Err(anyhow::Error::new(kube::Error::Api(status)).context(format!(
-                    "--enforce-policies: cannot list {what}: is the CodeBuildRunPolicy CRD installed \
-                     (kubectl apply --server-side -f crds/) and may this identity list policies and \
-                     namespaces cluster-wide?"
-                )));
-            }
-            Err((error, _)) => {
-                warn!(%error, retry_in = ?delay, "cannot reach the Kubernetes API; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(CRD_RETRY_MAX);
-            }
+    let refused = |what: &str| {
+        let what = what.to_owned();
+        move |e: kube::Error| {
+            anyhow::Error::new(e).context(format!(
+                "--enforce-policies: cannot list {what}: is the CodeBuildRunPolicy CRD installed \
+                 (kubectl apply --server-side -f crds/) and may this identity list policies and \
+                 namespaces cluster-wide?"
+            ))
         }
-    }
+    };
+    let limit = ListParams::default().limit(1);
+    let policies: Api<CodeBuildRunPolicy> = Api::all(client.clone());
+    until_answered(|| async { policies.list(&limit).await.map(|_| ()) })
+        .await
+        .map_err(refused(CodeBuildRunPolicy::crd_name()))?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    until_answered(|| async { namespaces.list_metadata(&limit).await.map(|_| ()) })
+        .await
+        .map_err(refused("namespaces"))?;
+    Ok(())
 }
 
 /// Drops the parts of a CodeBuildRun that no reconcile reads, before the watch cache

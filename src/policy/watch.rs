@@ -86,11 +86,9 @@ impl Policies {
         self.changes.clone()
     }
 
-    /// Every policy, sorted by name.
+    /// Every policy, in no particular order (`evaluate` and `admission::render` sort them).
     pub fn all(&self) -> Vec<Arc<CodeBuildRunPolicy>> {
-        let mut all = self.policies.state();
-        all.sort_by_key(|p| p.name_any());
-        all
+        self.policies.state()
     }
 
     /// The labels of `namespace`, or None while the watch has not seen it yet (a run in a

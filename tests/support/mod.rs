@@ -35,6 +35,20 @@ pub const NAMESPACE_LABEL: (&str, &str) = ("e2e", "codebuild-operator");
 /// How long a single kubectl invocation may take before it is killed (see [`kubectl`]).
 pub const KUBECTL_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The apiVersion of the operator's kinds.
+pub const API_VERSION: &str = "codebuild.operator.dev/v1alpha1";
+
+/// A CodeBuildRun manifest (JSON, which kubectl reads as well as YAML).
+pub fn run_manifest(name: &str, spec: serde_json::Value) -> String {
+    serde_json::json!({
+        "apiVersion": API_VERSION,
+        "kind": "CodeBuildRun",
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+    .to_string()
+}
+
 /// The repository root (where `hack/`, `crds/` and `examples/` are).
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
