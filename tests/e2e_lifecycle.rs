@@ -20,7 +20,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 use support::{
-    OperatorProcess, TestNamespace, example_files, kubectl, kubectl_ok, kubectl_stdin, output_text,
+    OperatorProcess, TestNamespace, condition, example_files, kubectl, kubectl_ok, kubectl_stdin,
+    output_text,
 };
 
 const API_VERSION: &str = "codebuild.operator.dev/v1alpha1";
@@ -288,14 +289,6 @@ impl Env {
 
 fn build(run: &CodeBuildRun) -> codebuild_operator::api::BuildInfo {
     run.status.clone().unwrap_or_default().build
-}
-
-fn condition<'a>(run: &'a CodeBuildRun, type_: &str) -> Option<&'a Condition> {
-    run.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
 }
 
 #[track_caller]

@@ -21,13 +21,12 @@ use codebuild_operator::api::{CodeBuildRun, CodeBuildRunPolicy, CodeBuildRunSpec
 use codebuild_operator::policy::{Decision, RunRequest, evaluate};
 use codebuild_sim::{Server, SimConfig};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use support::moto::start_moto;
 use support::{
-    API_VERSION, OperatorProcess, TestNamespace, free_port, http_get, kubectl_ok, kubectl_stdin,
-    output_text, random_suffix,
+    API_VERSION, OperatorProcess, TestNamespace, condition, free_port, http_get, kubectl_ok,
+    kubectl_stdin, output_text, random_suffix,
 };
 
 const POLL: Duration = Duration::from_millis(250);
@@ -99,14 +98,6 @@ fn create_run(ns: &str, name: &str, spec: Value) {
         "kubectl create refused:\n{manifest}\n{}",
         output_text(&out)
     );
-}
-
-fn condition<'a>(run: &'a CodeBuildRun, type_: &str) -> Option<&'a Condition> {
-    run.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
 }
 
 async fn wait_condition(

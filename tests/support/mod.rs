@@ -49,6 +49,18 @@ pub fn run_manifest(name: &str, spec: serde_json::Value) -> String {
     .to_string()
 }
 
+/// The condition `type_` of a run's status, if any.
+pub fn condition<'a>(
+    run: &'a codebuild_operator::api::CodeBuildRun,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    run.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
 /// The repository root (where `hack/`, `crds/` and `examples/` are).
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
