@@ -99,12 +99,21 @@ async fn kill_after_start_build(
     );
     operator.kill();
 
-    // The crash window: the attempt is recorded, the build id is not.
+    // The crash window: the run is claimed (finalizer and attempt, in one write), the build
+    // id is not recorded.
     let run = get(ns.name(), "crash");
     let uid = run["metadata"]["uid"].as_str().unwrap().to_owned();
-    assert!(
-        run["status"]["startAttempt"]["idempotencyToken"].is_string(),
-        "attempt recorded first: {run}"
+    let attempt: Value = serde_json::from_str(
+        run["metadata"]["annotations"]["codebuild.operator.dev/start-attempt"]
+            .as_str()
+            .unwrap_or_else(|| panic!("attempt recorded first: {run}")),
+    )
+    .unwrap();
+    assert!(attempt["idempotencyToken"].is_string(), "{attempt}");
+    assert_eq!(
+        run["metadata"]["finalizers"],
+        serde_json::json!(["codebuild.operator.dev/stop-build"]),
+        "{run}"
     );
     assert!(
         run["status"]["buildId"].is_null(),

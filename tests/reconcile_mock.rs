@@ -7,7 +7,9 @@ use std::time::Duration;
 use aws_sdk_codebuild::operation::start_build::StartBuildInput;
 use aws_sdk_codebuild::types::{Build, EnvironmentVariable, ProjectEnvironment, StatusType};
 use aws_smithy_types::DateTime;
-use codebuild_operator::api::{CodeBuildRun, CodeBuildRunPolicy, FINALIZER, MARKER_ENV_VAR};
+use codebuild_operator::api::{
+    CodeBuildRun, CodeBuildRunPolicy, FINALIZER, MARKER_ENV_VAR, START_ATTEMPT_ANNOTATION,
+};
 use codebuild_operator::codebuild::{
     ApiError, BuildApi, BuildBatch, BuildIdPage, ErrorKind, Target,
 };
@@ -172,13 +174,25 @@ fn fake_apiserver(
                 if path.ends_with("/status") {
                     obj["status"] = body["status"].clone();
                 } else if let Some(ops) = body.as_array() {
-                    // JSON patch of finalizers from kube's finalizer helper.
+                    // The JSON patch that releases the finalizer.
                     for op in ops {
-                        if op["path"] == "/metadata/finalizers" && op["op"] == "add" {
-                            obj["metadata"]["finalizers"] = op["value"].clone();
-                        }
                         if op["op"] == "remove" {
                             obj["metadata"]["finalizers"] = json!([]);
+                        }
+                    }
+                } else if let Some(metadata) = body["metadata"].as_object() {
+                    // The claim: a merge patch of finalizers and the attempt annotation.
+                    for (key, value) in metadata {
+                        if key == "annotations" {
+                            let annotations = &mut obj["metadata"]["annotations"];
+                            if !annotations.is_object() {
+                                *annotations = json!({});
+                            }
+                            for (k, v) in value.as_object().unwrap() {
+                                annotations[k] = v.clone();
+                            }
+                        } else {
+                            obj["metadata"][key] = value.clone();
                         }
                     }
                 }
@@ -282,49 +296,112 @@ fn log(h: &Harness) -> Vec<String> {
 
 const RUN_PATH: &str = "/apis/codebuild.operator.dev/v1alpha1/namespaces/ns/codebuildruns/r";
 
-#[tokio::test]
-async fn finalizer_is_added_before_anything_else() {
-    let object = run_object(&[], Value::Null);
-    let h = harness(&object, Duration::from_secs(300));
-    reconcile_once(&h, &object).await.unwrap();
-    assert_eq!(log(&h), vec![format!("k8s PATCH {RUN_PATH}")]);
-    let patch = &h.bodies.lock().unwrap()[0];
-    assert!(patch.to_string().contains(FINALIZER), "{patch}");
+/// The start attempt a claim patch records in the annotation.
+fn annotated_attempt(claim: &Value) -> Value {
+    let raw = claim["metadata"]["annotations"][START_ATTEMPT_ANNOTATION]
+        .as_str()
+        .unwrap_or_else(|| panic!("no attempt annotation in {claim}"));
+    serde_json::from_str(raw).unwrap()
 }
 
 #[tokio::test]
-async fn attempt_is_recorded_before_start_build_and_the_build_id_right_after() {
-    let object = run_object(&[FINALIZER], Value::Null);
+async fn a_new_run_is_claimed_in_one_write_before_start_build_and_its_build_id_follows() {
+    let object = run_object(&[], Value::Null);
     let h = harness(&object, Duration::from_secs(300));
     reconcile_once(&h, &object).await.unwrap();
     assert_eq!(
         log(&h),
         vec![
             format!("k8s GET {RUN_PATH}"),
-            format!("k8s PATCH {RUN_PATH}/status"),
+            format!("k8s PATCH {RUN_PATH}"),
             "aws StartBuild us-east-1 token=codebuild-operator-uid-1".to_owned(),
             format!("k8s PATCH {RUN_PATH}/status"),
             "k8s event".to_owned(),
-        ]
+        ],
+        "two writes before the build id is known: the claim and the build id"
     );
     let bodies = h.bodies.lock().unwrap();
-    let attempt = &bodies[0]["status"];
+    let claim = &bodies[0];
+    assert_eq!(claim["metadata"]["finalizers"], json!([FINALIZER]));
     assert_eq!(
-        attempt["startAttempt"]["idempotencyToken"],
-        "codebuild-operator-uid-1"
+        claim["metadata"]["resourceVersion"], "1",
+        "the claim fails if the object changed since it was read"
     );
-    assert!(
-        attempt.get("buildId").is_none(),
-        "no build id before StartBuild: {attempt}"
-    );
-    assert_eq!(attempt["conditions"].as_array().unwrap().len(), 4);
+    let attempt = annotated_attempt(claim);
+    assert_eq!(attempt["idempotencyToken"], "codebuild-operator-uid-1");
+    assert_eq!(attempt["region"], "us-east-1");
+    assert!(attempt["time"].is_string(), "{attempt}");
     let started = &bodies[1]["status"];
     assert_eq!(started["buildId"], "p:1");
-    assert_eq!(started["startAttempt"], attempt["startAttempt"]);
+    assert_eq!(
+        started["startAttempt"], attempt,
+        "status mirrors the attempt"
+    );
+    assert_eq!(started["conditions"].as_array().unwrap().len(), 4);
     let succeeded = condition(started, "Succeeded");
     assert_eq!(succeeded["status"], "Unknown");
     assert_eq!(succeeded["reason"], "SUBMITTED");
     assert_eq!(bodies[2]["reason"], "BuildStarted");
+}
+
+#[tokio::test]
+async fn a_run_that_has_the_finalizer_is_claimed_with_the_attempt_only() {
+    let object = run_object(&["other/keep", FINALIZER], Value::Null);
+    let h = harness(&object, Duration::from_secs(300));
+    reconcile_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert_eq!(l[1], format!("k8s PATCH {RUN_PATH}"), "{l:?}");
+    assert_eq!(
+        l[2],
+        "aws StartBuild us-east-1 token=codebuild-operator-uid-1"
+    );
+    let claim = &h.bodies.lock().unwrap()[0];
+    assert!(claim["metadata"].get("finalizers").is_none(), "{claim}");
+    assert_eq!(
+        annotated_attempt(claim)["idempotencyToken"],
+        "codebuild-operator-uid-1"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_in_the_annotation_only_is_retried_with_its_token_not_claimed_again() {
+    // A crash after the claim, before the build id was written.
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let mut object = run_object(&[FINALIZER], Value::Null);
+    object["metadata"]["annotations"] = json!({START_ATTEMPT_ANNOTATION:
+        json!({"idempotencyToken": "tok-3", "time": now, "region": "eu-west-1"}).to_string()});
+    let h = harness(&object, Duration::from_secs(300));
+    reconcile_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert_eq!(
+        &l[..3],
+        [
+            format!("k8s GET {RUN_PATH}"),
+            "aws StartBuild eu-west-1 token=tok-3".to_owned(),
+            format!("k8s PATCH {RUN_PATH}/status"),
+        ],
+        "{l:?}"
+    );
+    let status = &h.bodies.lock().unwrap()[0]["status"];
+    assert_eq!(status["startAttempt"]["idempotencyToken"], "tok-3");
+}
+
+#[tokio::test]
+async fn an_attempt_in_the_annotation_past_the_window_is_searched_not_restarted() {
+    let mut object = run_object(&[FINALIZER], Value::Null);
+    object["metadata"]["annotations"] = json!({START_ATTEMPT_ANNOTATION:
+        json!({"idempotencyToken": "tok", "time": "2020-01-01T00:00:00Z", "region": "us-east-1"}).to_string()});
+    let h = harness(&object, Duration::from_secs(300));
+    h.aws
+        .builds
+        .lock()
+        .unwrap()
+        .push(build("p:9", StatusType::InProgress, "BUILD", "uid-1"));
+    reconcile_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert_eq!(l[1], "aws ListBuildsForProject p", "{l:?}");
+    assert!(!l.iter().any(|c| c.contains("StartBuild")), "{l:?}");
+    assert_eq!(h.bodies.lock().unwrap()[0]["status"]["buildId"], "p:9");
 }
 
 #[tokio::test]
@@ -389,6 +466,20 @@ async fn a_recorded_build_id_never_leads_to_start_build() {
         1,
         "the build is handed to the tracker"
     );
+}
+
+#[tokio::test]
+async fn a_running_build_whose_finalizer_was_removed_gets_it_back() {
+    let status = json!({"buildId": "p:1", "buildStatus": "IN_PROGRESS", "currentPhase": "BUILD"});
+    let object = run_object(&[], status);
+    let h = harness(&object, Duration::from_secs(300));
+    reconcile_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert_eq!(l[0], format!("k8s PATCH {RUN_PATH}"), "{l:?}");
+    let claim = &h.bodies.lock().unwrap()[0];
+    assert_eq!(claim["metadata"]["finalizers"], json!([FINALIZER]));
+    assert!(claim["metadata"].get("annotations").is_none(), "{claim}");
+    assert!(!l.iter().any(|c| c.starts_with("aws")), "{l:?}");
 }
 
 #[tokio::test]
@@ -475,6 +566,15 @@ async fn deleting_a_run_that_never_started_does_not_call_aws() {
     assert_eq!(log(&h), vec![format!("k8s PATCH {RUN_PATH}")]);
 }
 
+#[tokio::test]
+async fn deleting_a_run_that_was_never_claimed_makes_no_call() {
+    let mut object = run_object(&[], Value::Null);
+    object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    let h = harness(&object, Duration::from_secs(300));
+    reconcile_once(&h, &object).await.unwrap();
+    assert_eq!(log(&h), Vec::<String>::new());
+}
+
 #[test]
 fn object_reference_names_the_run() {
     let run: CodeBuildRun = serde_json::from_value(run_object(&[], Value::Null)).unwrap();
@@ -518,7 +618,7 @@ fn team_policy(team: &str, role: Option<&str>) -> Value {
 
 #[tokio::test]
 async fn a_refused_run_is_stalled_and_nothing_is_started() {
-    let object = run_object(&[FINALIZER], Value::Null);
+    let object = run_object(&[], Value::Null);
     let policies = policies(&[team_policy("a", None)], &[("ns", &[("team", "b")])]);
     let h = harness_with(&object, Duration::from_secs(300), Some(policies));
     reconcile_once(&h, &object).await.unwrap();
@@ -529,7 +629,7 @@ async fn a_refused_run_is_stalled_and_nothing_is_started() {
             format!("k8s PATCH {RUN_PATH}/status"),
             "k8s event".to_owned(),
         ],
-        "no AWS call, no start attempt"
+        "no AWS call, no claim (finalizer or attempt)"
     );
     let bodies = h.bodies.lock().unwrap();
     let status = &bodies[0]["status"];
@@ -576,14 +676,14 @@ async fn an_allowed_run_is_started_with_the_policys_role() {
         log(&h),
         vec![
             format!("k8s GET {RUN_PATH}"),
-            format!("k8s PATCH {RUN_PATH}/status"),
+            format!("k8s PATCH {RUN_PATH}"),
             format!("aws StartBuild us-east-1 as {role} token=codebuild-operator-uid-1"),
             format!("k8s PATCH {RUN_PATH}/status"),
             "k8s event".to_owned(),
         ]
     );
     let bodies = h.bodies.lock().unwrap();
-    let attempt = &bodies[0]["status"]["startAttempt"];
+    let attempt = &annotated_attempt(&bodies[0]);
     assert_eq!(attempt["roleArn"], role, "recorded before StartBuild");
     assert_eq!(attempt["policy"], "team-a");
 }

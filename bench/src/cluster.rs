@@ -209,7 +209,7 @@ pub struct Seen {
     pub writes: u32,
     /// Of those, the ones that changed `.status`.
     pub status_writes: u32,
-    /// `writes` when the build id first appeared (finalizer, attempt, build id: 3).
+    /// `writes` when the build id first appeared (the claim, then the build id: 2).
     pub writes_before_id: Option<u32>,
     pub build_id: Option<String>,
     pub build_id_t: Option<f64>,

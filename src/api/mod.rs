@@ -30,6 +30,9 @@ pub use status::*;
 pub const GROUP: &str = "codebuild.operator.dev";
 /// The finalizer that keeps a run until its build is stopped (or deliberately left running).
 pub const FINALIZER: &str = "codebuild.operator.dev/stop-build";
+/// The annotation that records a StartBuild attempt before the call is made (a JSON
+/// `StartAttempt`), written together with the finalizer; `status.startAttempt` mirrors it.
+pub const START_ATTEMPT_ANNOTATION: &str = "codebuild.operator.dev/start-attempt";
 /// The environment variable the operator adds to every build it starts, carrying the
 /// object's uid, so a build can be traced back to its run (and found after a crash).
 pub const MARKER_ENV_VAR: &str = "CODEBUILD_OPERATOR_RUN_UID";

@@ -24,8 +24,10 @@ pub struct CodeBuildRunStatus {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 
-    /// The StartBuild attempt, recorded before StartBuild is called so that a crash at any
-    /// instant can never lead to a second build.
+    /// The StartBuild attempt. It is recorded before StartBuild is called, in the
+    /// annotation `codebuild.operator.dev/start-attempt` (written with the finalizer, in one
+    /// write), so that a crash at any instant can never lead to a second build; this field
+    /// mirrors it once the build id is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_attempt: Option<StartAttempt>,
 

@@ -16,9 +16,6 @@ pub enum Error {
     /// The spec could not be turned into a StartBuild request.
     #[error(transparent)]
     Convert(#[from] ConvertError),
-    /// The finalizer machinery failed.
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     /// The object lacks something the apiserver always sets.
     #[error("object has no {0}")]
     MissingField(&'static str),
@@ -35,11 +32,6 @@ impl Error {
             Error::Kube(_) => "KubernetesError",
             Error::Aws(e) => e.kind.category(),
             Error::Convert(_) => "InvalidSpec",
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
-                _ => "FinalizerError",
-            },
             Error::MissingField(_) => "InvalidObject",
             Error::SearchIncomplete(_) => "BuildSearchIncomplete",
         }
@@ -49,11 +41,6 @@ impl Error {
     pub fn aws_kind(&self) -> Option<ErrorKind> {
         match self {
             Error::Aws(e) => Some(e.kind),
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.aws_kind(),
-                _ => None,
-            },
             _ => None,
         }
     }

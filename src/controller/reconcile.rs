@@ -1,9 +1,10 @@
 //! Reconcile: thin I/O around `plan` and `conditions`.
 //!
-//! Start (exactly once): finalizer first; the attempt (token, time) is written to status
-//! BEFORE StartBuild; the build id is written as soon as StartBuild returns; once a build
-//! id is in status StartBuild is never called again. Then the run follows the tracker's
-//! cache, writing status only when it changed.
+//! Start (exactly once): one write claims the run BEFORE StartBuild (the finalizer and the
+//! attempt's token and time, see `claim`); the build id is written to status as soon as
+//! StartBuild returns, in the same reconcile; once a build id is in status StartBuild is
+//! never called again. Then the run follows the tracker's cache, writing status only when
+//! it changed. A deleted run's build is stopped before the finalizer is released.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,19 +12,19 @@ use std::time::Duration;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::claim;
 use super::conditions::{Progress, conditions};
 use super::plan::{self, StartStep};
 use super::recovery;
 use super::{Context, Error, FIELD_MANAGER};
-use crate::api::{
-    BuildInfo, CodeBuildRun, CodeBuildRunStatus, FINALIZER, OnDelete, RunOptions, StartAttempt,
-};
+use crate::api::{BuildInfo, CodeBuildRun, CodeBuildRunStatus, OnDelete, RunOptions, StartAttempt};
+use aws_sdk_codebuild::operation::start_build::StartBuildInput;
+
 use crate::codebuild::{ApiError, AssumedRole, BuildApi, ErrorKind, Target};
 use crate::convert::{self, build_info, retried_build, start_build_input};
 use crate::policy::{Decision, POLICY_DENIED, RunRequest, hygiene};
@@ -69,16 +70,41 @@ pub async fn reconcile<B: BuildApi>(
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let api: Api<CodeBuildRun> = Api::namespaced(ctx.client.clone(), &namespace);
     let oref = ObjectRef::from_obj(run.as_ref());
-    let action = finalizer(&api, FINALIZER, run, |event| async {
-        match event {
-            FinalizerEvent::Apply(run) => Step::new(run, &api, &ctx).apply().await,
-            FinalizerEvent::Cleanup(run) => Step::new(run, &api, &ctx).cleanup().await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))?;
+    let action = if run.metadata.deletion_timestamp.is_none() {
+        Step::new(run, &api, &ctx).apply().await?
+    } else if claim::has_finalizer(&run) {
+        let action = Step::new(run.clone(), &api, &ctx).cleanup().await?;
+        release(&api, &run).await?;
+        action
+    } else {
+        // Never claimed (refused, cancelled or invalid before any start): nothing to stop.
+        Action::await_change()
+    };
     ctx.succeeded(&oref);
     Ok(action)
+}
+
+/// Removes the operator's finalizer from a deleted run once its cleanup is done.
+async fn release(api: &Api<CodeBuildRun>, run: &CodeBuildRun) -> Result<(), Error> {
+    let Some(patch) = claim::release_patch(run) else {
+        return Ok(());
+    };
+    let patch = serde_json::from_value(patch).expect("release_patch builds a JSON patch");
+    match api
+        .patch(&run.name_any(), &patch_params(), &Patch::Json::<()>(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    }
 }
 
 /// Requeues a failed reconcile with exponential backoff and jitter, and says why.
@@ -106,14 +132,32 @@ struct Step<'a, B> {
 
 impl<'a, B: BuildApi> Step<'a, B> {
     fn new(run: Arc<CodeBuildRun>, api: &'a Api<CodeBuildRun>, ctx: &'a Context<B>) -> Self {
+        let (options, current) = Self::read(&run, ctx);
         Step {
             oref: ObjectRef::from_obj(run.as_ref()),
-            options: run.spec.options(),
-            current: run.status.clone().unwrap_or_default(),
+            options,
+            current,
             run,
             api,
             ctx,
         }
+    }
+
+    /// The run's options and status, with the start attempt as recorded (the claim's
+    /// annotation, else its mirror in status).
+    fn read(run: &CodeBuildRun, ctx: &Context<B>) -> (RunOptions, CodeBuildRunStatus) {
+        let options = run.spec.options();
+        let mut current = run.status.clone().unwrap_or_default();
+        let token = plan::idempotency_token(
+            run.spec.idempotency_token.as_deref(),
+            run.uid().as_deref().unwrap_or_default(),
+        );
+        let region = options
+            .region
+            .clone()
+            .unwrap_or_else(|| ctx.settings.default_region.clone());
+        current.start_attempt = claim::recorded_attempt(run, &token, &region);
+        (options, current)
     }
 
     fn region(&self) -> String {
@@ -167,8 +211,7 @@ impl<'a, B: BuildApi> Step<'a, B> {
         let name = self.run.name_any();
         match self.api.get_opt(&name).await? {
             Some(fresh) if fresh.uid() == self.run.uid() => {
-                self.options = fresh.spec.options();
-                self.current = fresh.status.clone().unwrap_or_default();
+                (self.options, self.current) = Self::read(&fresh, self.ctx);
                 self.run = Arc::new(fresh);
                 Ok(true)
             }
@@ -202,12 +245,17 @@ impl<'a, B: BuildApi> Step<'a, B> {
                     self.run.spec.idempotency_token.as_deref(),
                     &self.uid()?,
                 );
-                self.record_attempt(token.clone(), now, grant).await?;
-                self.start_build(token).await
+                let Some(input) = self.start_input(&token).await? else {
+                    return Ok(Action::await_change());
+                };
+                self.claim(Some(self.attempt(token, now, grant))).await?;
+                self.start_build(input).await
             }
             StartStep::RetryWithToken => {
-                let token = self.attempt_token();
-                self.start_build(token).await
+                let Some(input) = self.start_input(&self.attempt_token()).await? else {
+                    return Ok(Action::await_change());
+                };
+                self.start_build(input).await
             }
             StartStep::SearchThenStart => {
                 let attempt_time = self
@@ -232,8 +280,11 @@ impl<'a, B: BuildApi> Step<'a, B> {
                         // The decision made for the first attempt holds for its repeats.
                         let grant = Grant::of(self.current.start_attempt.as_ref());
                         let token = self.attempt_token();
-                        self.record_attempt(token.clone(), now, grant).await?;
-                        self.start_build(token).await
+                        let Some(input) = self.start_input(&token).await? else {
+                            return Ok(Action::await_change());
+                        };
+                        self.claim(Some(self.attempt(token, now, grant))).await?;
+                        self.start_build(input).await
                     }
                     Err(Error::Aws(e)) => {
                         self.aws_failure(e, "searching for the build of an earlier start attempt")
@@ -255,27 +306,31 @@ impl<'a, B: BuildApi> Step<'a, B> {
         }
     }
 
-    /// Writes the attempt BEFORE StartBuild is called, so a crash at any later instant is
-    /// recognised by the next reconcile.
-    async fn record_attempt(
-        &mut self,
-        token: String,
-        now: convert::NowTime,
-        grant: Grant,
-    ) -> Result<(), Error> {
-        let mut next = self.current.clone();
-        next.start_attempt = Some(StartAttempt {
+    fn attempt(&self, token: String, now: convert::NowTime, grant: Grant) -> StartAttempt {
+        StartAttempt {
             idempotency_token: token,
             time: now,
             region: self.region(),
             role_arn: grant.role_arn,
             policy: grant.policy,
-        });
-        let progress = Progress::InProgress {
-            reason: "Starting".into(),
-            message: format!("starting a build of project {}", self.run.spec.project_name),
+        }
+    }
+
+    /// Claims the run in one metadata write: the finalizer when it lacks it and, before a
+    /// StartBuild, the attempt, so a crash at any later instant is recognised by the next
+    /// reconcile. Fails with a conflict when the object changed since it was read.
+    async fn claim(&mut self, attempt: Option<StartAttempt>) -> Result<(), Error> {
+        let Some(patch) = claim::claim_patch(&self.run, attempt.as_ref()) else {
+            return Ok(());
         };
-        self.write(next, &progress).await?;
+        let claimed = self
+            .api
+            .patch(&self.run.name_any(), &patch_params(), &Patch::Merge(&patch))
+            .await?;
+        self.run = Arc::new(claimed);
+        if attempt.is_some() {
+            self.current.start_attempt = attempt;
+        }
         Ok(())
     }
 
@@ -338,25 +393,31 @@ impl<'a, B: BuildApi> Step<'a, B> {
         .await;
     }
 
-    async fn start_build(&mut self, token: String) -> Result<Action, Error> {
-        let input = match start_build_input(&self.run.spec, &token, &self.uid()?) {
-            Ok(input) => input,
+    /// The StartBuild request for `token`; None (recorded as Stalled InvalidSpec, with a
+    /// Warning Event) when the spec cannot be turned into one.
+    async fn start_input(&mut self, token: &str) -> Result<Option<StartBuildInput>, Error> {
+        match start_build_input(&self.run.spec, token, &self.uid()?) {
+            Ok(input) => Ok(Some(input)),
             Err(e) => {
                 let progress = Progress::Failed {
                     reason: "InvalidSpec".into(),
                     message: e.to_string(),
                 };
-                self.write(self.current.clone(), &progress).await?;
-                self.event(
-                    EventType::Warning,
-                    "InvalidSpec",
-                    "StartBuild",
-                    e.to_string(),
-                )
-                .await;
-                return Ok(Action::await_change());
+                if self.write(self.current.clone(), &progress).await? {
+                    self.event(
+                        EventType::Warning,
+                        "InvalidSpec",
+                        "StartBuild",
+                        e.to_string(),
+                    )
+                    .await;
+                }
+                Ok(None)
             }
-        };
+        }
+    }
+
+    async fn start_build(&mut self, input: StartBuildInput) -> Result<Action, Error> {
         let target = self.target();
         match self.ctx.api.start_build(&target, input).await {
             Ok(build) => {
@@ -449,6 +510,10 @@ impl<'a, B: BuildApi> Step<'a, B> {
     }
 
     async fn follow(&mut self, id: String) -> Result<Action, Error> {
+        if !claim::has_finalizer(&self.run) && !plan::is_final(&self.current.build) {
+            // A running build whose finalizer was removed: a delete must still stop it.
+            self.claim(None).await?;
+        }
         let target = self.target();
         let observation = self.ctx.tracker.observation(&id);
         let info = match observation {
