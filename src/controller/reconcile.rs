@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_codebuild::operation::start_build::StartBuildInput;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -23,8 +24,6 @@ use super::plan::{self, StartStep};
 use super::recovery;
 use super::{Context, Error, FIELD_MANAGER};
 use crate::api::{BuildInfo, CodeBuildRun, CodeBuildRunStatus, OnDelete, RunOptions, StartAttempt};
-use aws_sdk_codebuild::operation::start_build::StartBuildInput;
-
 use crate::codebuild::{ApiError, AssumedRole, BuildApi, ErrorKind, Target};
 use crate::convert::{self, build_info, retried_build, start_build_input};
 use crate::policy::{Decision, POLICY_DENIED, RunRequest, hygiene};
