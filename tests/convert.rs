@@ -202,6 +202,7 @@ async fn empty_strings_from_codebuild_are_left_out_of_status() {
     // CodeBuild answers `"artifacts": {"location": ""}` for NO_ARTIFACTS and empty contexts
     // for successful phases.
     let response = r#"{"build": {"id": "p:1", "buildStatus": "IN_PROGRESS", "artifacts": {"location": ""},
+        "secondaryArtifacts": [{"location": ""}], "reportArns": [], "exportedEnvironmentVariables": [],
         "phases": [{"phaseType": "SUBMITTED", "phaseStatus": "SUCCEEDED", "contexts": [{"statusCode": "", "message": ""}]}]}}"#;
     let (api, _) = sdk(response);
     let input = start_build_input(
@@ -218,4 +219,11 @@ async fn empty_strings_from_codebuild_are_left_out_of_status() {
     .unwrap();
     assert!(info.get("artifacts").is_none(), "{info}");
     assert!(info["phases"][0].get("contexts").is_none(), "{info}");
+    for list in [
+        "secondaryArtifacts",
+        "reportArns",
+        "exportedEnvironmentVariables",
+    ] {
+        assert!(info.get(list).is_none(), "{list}: {info}");
+    }
 }

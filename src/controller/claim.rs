@@ -45,7 +45,7 @@ pub fn recorded_attempt(
                 .metadata
                 .creation_timestamp
                 .clone()
-                .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
+                .unwrap_or(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
             region: from_status().map_or_else(|| fallback_region.to_owned(), |a| a.region),
             role_arn: from_status().and_then(|a| a.role_arn),
             policy: from_status().and_then(|a| a.policy),

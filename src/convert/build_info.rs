@@ -2,9 +2,9 @@
 //!
 //! Only locations, links, identifiers and outcomes are mirrored: never log contents, and
 //! never the build's environment (its variables may hold values the user did not mean to
-//! publish in the cluster). CodeBuild sends empty strings for absent values (an empty
-//! artifact location for NO_ARTIFACTS, empty contexts of successful phases); those are
-//! left out, so status shows only what carries information.
+//! publish in the cluster). CodeBuild sends empty strings and lists for absent values (an
+//! empty artifact location for NO_ARTIFACTS, empty contexts of successful phases, no
+//! secondary artifacts); those are left out, so status shows only what carries information.
 
 use aws_sdk_codebuild::types as aws;
 
@@ -33,22 +33,28 @@ pub fn build_info(build: &aws::Build) -> BuildInfo {
             .as_ref()
             .map(artifacts)
             .filter(|a| a != &BuildArtifacts::default()),
-        secondary_artifacts: build.secondary_artifacts.as_ref().map(|a| {
-            a.iter()
-                .map(artifacts)
-                .filter(|a| a != &BuildArtifacts::default())
-                .collect()
+        secondary_artifacts: build.secondary_artifacts.as_ref().and_then(|a| {
+            non_empty(
+                a.iter()
+                    .map(artifacts)
+                    .filter(|a| a != &BuildArtifacts::default())
+                    .collect(),
+            )
         }),
         logs: build.logs.as_ref().map(logs),
-        exported_environment_variables: build.exported_environment_variables.as_ref().map(|v| {
-            v.iter()
-                .map(|e| ExportedEnvironmentVariable {
-                    name: text(&e.name),
-                    value: text(&e.value),
-                })
-                .collect()
-        }),
-        report_arns: build.report_arns.clone(),
+        exported_environment_variables: build.exported_environment_variables.as_ref().and_then(
+            |v| {
+                non_empty(
+                    v.iter()
+                        .map(|e| ExportedEnvironmentVariable {
+                            name: text(&e.name),
+                            value: text(&e.value),
+                        })
+                        .collect(),
+                )
+            },
+        ),
+        report_arns: build.report_arns.clone().and_then(non_empty),
         auto_retry_config: build.auto_retry_config.as_ref().map(|c| AutoRetryConfig {
             auto_retry_limit: c.auto_retry_limit,
             auto_retry_number: c.auto_retry_number,
@@ -114,6 +120,11 @@ fn logs(l: &aws::LogsLocation) -> LogsLocation {
         cloud_watch_logs_arn: text(&l.cloud_watch_logs_arn),
         s3_logs_arn: text(&l.s3_logs_arn),
     }
+}
+
+/// A list CodeBuild sent, or None when it is empty (`"secondaryArtifacts": []`).
+fn non_empty<T>(list: Vec<T>) -> Option<Vec<T>> {
+    (!list.is_empty()).then_some(list)
 }
 
 /// A string CodeBuild sent, or None when it is absent or empty.
