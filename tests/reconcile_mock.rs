@@ -34,6 +34,8 @@ struct FakeCodeBuild {
     log: Arc<Mutex<Vec<String>>>,
     builds: Mutex<Vec<Build>>,
     start_error: Mutex<Option<ApiError>>,
+    /// How long StartBuild takes to answer.
+    start_delay: Mutex<Option<Duration>>,
 }
 
 fn build(id: &str, status: StatusType, phase: &str, uid: &str) -> Build {
@@ -78,6 +80,10 @@ impl BuildApi for FakeCodeBuild {
             .lock()
             .unwrap()
             .push(format!("aws StartBuild {target} token={token}"));
+        let delay = *self.start_delay.lock().unwrap();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         if let Some(e) = self.start_error.lock().unwrap().clone() {
             return Err(e);
         }
@@ -342,6 +348,36 @@ async fn a_new_run_is_claimed_in_one_write_before_start_build_and_its_build_id_f
     assert_eq!(succeeded["status"], "Unknown");
     assert_eq!(succeeded["reason"], "SUBMITTED");
     assert_eq!(bodies[2]["reason"], "BuildStarted");
+}
+
+#[tokio::test]
+async fn a_slow_start_build_gets_the_conditions_written_before_it_answers() {
+    let object = run_object(&[], Value::Null);
+    let h = harness(&object, Duration::from_secs(300));
+    *h.aws.start_delay.lock().unwrap() = Some(Duration::from_millis(1500));
+    reconcile_once(&h, &object).await.unwrap();
+    assert_eq!(
+        log(&h),
+        vec![
+            format!("k8s GET {RUN_PATH}"),
+            format!("k8s PATCH {RUN_PATH}"),
+            "aws StartBuild us-east-1 token=codebuild-operator-uid-1".to_owned(),
+            format!("k8s PATCH {RUN_PATH}/status"),
+            format!("k8s PATCH {RUN_PATH}/status"),
+            "k8s event".to_owned(),
+        ]
+    );
+    let bodies = h.bodies.lock().unwrap();
+    let starting = &bodies[1]["status"];
+    assert!(starting.get("buildId").is_none(), "{starting}");
+    let reconciling = condition(starting, "Reconciling");
+    assert_eq!(reconciling["status"], "True");
+    assert_eq!(reconciling["reason"], "Starting");
+    assert_eq!(
+        starting["startAttempt"]["idempotencyToken"],
+        "codebuild-operator-uid-1"
+    );
+    assert_eq!(bodies[2]["status"]["buildId"], "p:1");
 }
 
 #[tokio::test]

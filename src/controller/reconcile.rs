@@ -29,6 +29,10 @@ use crate::convert::{self, build_info, retried_build, start_build_input};
 use crate::policy::{Decision, POLICY_DENIED, RunRequest, hygiene};
 use crate::tracker::Observation;
 
+/// How long StartBuild may take before the run's conditions are written without waiting
+/// for its answer.
+const SLOW_START: Duration = Duration::from_secs(1);
+
 /// How soon a run whose namespace the policy watch has not seen yet is looked at again.
 const NAMESPACE_RETRY: Duration = Duration::from_secs(1);
 
@@ -416,9 +420,29 @@ impl<'a, B: BuildApi> Step<'a, B> {
         }
     }
 
+    /// Calls StartBuild and records its answer. A StartBuild that has not answered within
+    /// [`SLOW_START`] gets the run's conditions written meanwhile (Reconciling, reason
+    /// Starting): kstatus reads a run without conditions as done.
     async fn start_build(&mut self, input: StartBuildInput) -> Result<Action, Error> {
         let target = self.target();
-        match self.ctx.api.start_build(&target, input).await {
+        let ctx = self.ctx;
+        let call = ctx.api.start_build(&target, input);
+        tokio::pin!(call);
+        let answer = tokio::select! {
+            answer = &mut call => answer,
+            () = tokio::time::sleep(SLOW_START) => {
+                let progress = Progress::InProgress {
+                    reason: "Starting".into(),
+                    message: format!(
+                        "starting a build of project {}",
+                        self.run.spec.project_name
+                    ),
+                };
+                self.write(self.current.clone(), &progress).await?;
+                call.await
+            }
+        };
+        match answer {
             Ok(build) => {
                 self.ctx.metrics.build_started();
                 let info = build_info(&build);
