@@ -233,7 +233,7 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!("bench: cleaning up");
     let _ = cluster::cleanup(&b.client).await;
-    b.header(args.quick, load_start, elapsed).await;
+    b.header(load_start, elapsed).await;
     let mut text = format!(
         "# codebuild-operator benchmark ({})\n\n{}\n{}",
         if args.quick { "quick mode" } else { "full" },
@@ -1280,7 +1280,7 @@ done
         let _ = rows;
     }
 
-    async fn header(&mut self, quick: bool, load_start: f64, elapsed: f64) {
+    async fn header(&mut self, load_start: f64, elapsed: f64) {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|s| {
@@ -1316,10 +1316,9 @@ done
             ],
         );
         let h = &mut self.report.header;
-        h.push((
-            "command".into(),
-            format!("make {}", if quick { "bench-quick" } else { "bench" }),
-        ));
+        // The invocation as run (`make bench` runs `codebuild-bench --wait-quiet-minutes 40`).
+        let args: Vec<String> = std::env::args().collect();
+        h.push(("command".into(), args.join(" ")));
         h.push((
             "date".into(),
             util::cmd_output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),

@@ -16,7 +16,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
 use super::{Context, Error, FIELD_MANAGER, Settings, error_policy, reconcile};
-use crate::api::{CodeBuildRun, CodeBuildRunPolicy};
+use crate::api::{CodeBuildRun, CodeBuildRunPolicy, START_ATTEMPT_ANNOTATION};
 use crate::cli::RunArgs;
 use crate::codebuild::{AwsBuildApi, AwsSettings, BuildApi};
 use crate::leader::{self, Election, Leadership, LeaseSettings};
@@ -471,12 +471,21 @@ async fn wait_for_policy_api(client: &Client) -> anyhow::Result<()> {
 }
 
 /// Drops the parts of a CodeBuildRun that no reconcile reads, before the watch cache
-/// stores it: `metadata.managedFields` and the `kubectl.kubernetes.io/last-applied-configuration`
-/// annotation (a second copy of the object for users of client-side `kubectl apply`).
+/// stores it: `metadata.managedFields`, the `kubectl.kubernetes.io/last-applied-configuration`
+/// annotation (a second copy of the object for users of client-side `kubectl apply`), and
+/// the start-attempt annotation once status has the build id (the build id write mirrors
+/// the attempt into `status.startAttempt`, and the annotation never changes after it).
 fn strip_unneeded_fields(run: &mut CodeBuildRun) {
     run.metadata.managed_fields = None;
+    let mirrored = run
+        .status
+        .as_ref()
+        .is_some_and(|s| s.build.build_id.is_some() && s.start_attempt.is_some());
     if let Some(annotations) = run.metadata.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        if mirrored {
+            annotations.remove(START_ATTEMPT_ANNOTATION);
+        }
     }
 }
 
@@ -518,7 +527,50 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::watched_namespaces;
+    use super::{START_ATTEMPT_ANNOTATION, strip_unneeded_fields, watched_namespaces};
+    use crate::api::CodeBuildRun;
+
+    #[test]
+    fn the_cache_keeps_the_attempt_annotation_until_status_mirrors_it() {
+        let run = |status: serde_json::Value| -> CodeBuildRun {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "codebuild.operator.dev/v1alpha1", "kind": "CodeBuildRun",
+                "metadata": {"name": "r", "annotations": {
+                    START_ATTEMPT_ANNOTATION: "{}",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{}", "keep": "me"},
+                    "managedFields": [{"manager": "m"}]},
+                "spec": {"projectName": "p"}, "status": status,
+            }))
+            .unwrap()
+        };
+        let attempt = serde_json::json!({"idempotencyToken": "t", "time": "2026-12-01T00:00:00Z", "region": "r"});
+        for (status, kept) in [
+            (serde_json::Value::Null, true),
+            (serde_json::json!({"startAttempt": attempt}), true),
+            (serde_json::json!({"buildId": "p:1"}), true),
+            (
+                serde_json::json!({"buildId": "p:1", "startAttempt": attempt}),
+                false,
+            ),
+        ] {
+            let mut r = run(status.clone());
+            strip_unneeded_fields(&mut r);
+            let annotations = r.metadata.annotations.unwrap();
+            assert_eq!(
+                annotations.contains_key(START_ATTEMPT_ANNOTATION),
+                kept,
+                "{status}"
+            );
+            assert_eq!(annotations.keys().collect::<Vec<_>>(), {
+                let mut k = vec!["keep"];
+                if kept {
+                    k.insert(0, START_ATTEMPT_ANNOTATION);
+                }
+                k
+            });
+            assert!(r.metadata.managed_fields.is_none());
+        }
+    }
 
     #[test]
     fn refreshes_leave_half_the_slots() {
