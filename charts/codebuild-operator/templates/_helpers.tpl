@@ -52,8 +52,9 @@ app.kubernetes.io/component: operator
 
 {{/* The RBAC rules on CodeBuildRuns and Events: exactly the calls the operator makes. */}}
 {{- define "codebuild-operator.rules" -}}
-# Watch cache (list, watch), reads (get), the finalizer JSON patch on the object (patch) and
-# ttlSecondsAfterFinished (delete).
+# Watch cache (list, watch), reads (get), patches of the object (patch: the claim, a merge
+# patch adding the finalizer and the start-attempt annotation; the JSON patch releasing the
+# finalizer) and ttlSecondsAfterFinished (delete).
 - apiGroups: ["codebuild.operator.dev"]
   resources: ["codebuildruns"]
   verbs: ["get", "list", "watch", "patch", "delete"]
