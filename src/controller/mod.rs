@@ -1,8 +1,9 @@
 //! The CodeBuildRun controller.
 //!
 //! `reconcile` is thin I/O around the pure decisions in `plan` and `conditions`; `claim`
-//! builds the one write that takes a run before StartBuild; `recovery` finds a build whose StartBuild answer was lost; `run` wires the kube-runtime Controller,
-//! the tracker and graceful shutdown together.
+//! builds the one write that takes a run before StartBuild; `recovery` finds a build whose
+//! StartBuild answer was lost; `run` wires the kube-runtime Controller, the tracker and
+//! graceful shutdown together.
 
 mod claim;
 pub mod conditions;
