@@ -206,7 +206,7 @@ impl<'a, B: BuildApi> Step<'a, B> {
 
     /// Re-reads the object from the apiserver before anything that may call StartBuild.
     /// The watch cache can lag behind this operator's own writes: a reconcile queued by the
-    /// attempt write may still see no build id after the previous reconcile wrote one, and
+    /// claim may still see no build id after the previous reconcile wrote one, and
     /// would repeat StartBuild (harmless inside the token window, but a wasted call, and
     /// past it a needless search). One read per start, never a write. Returns false when
     /// the object is gone.
