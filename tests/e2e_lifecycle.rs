@@ -21,7 +21,7 @@ use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 use support::{
     OperatorProcess, TestNamespace, condition, example_files, kubectl, kubectl_ok, kubectl_stdin,
-    output_text,
+    output_text, request_marker,
 };
 
 const API_VERSION: &str = "codebuild.operator.dev/v1alpha1";
@@ -330,16 +330,6 @@ fn assert_conditions(run: &CodeBuildRun, expected: &[(&str, &str)]) {
 /// The value of the operator's marker variable in a simulator Build.
 fn marker_of(build: &Value) -> Option<&str> {
     build["environment"]["environmentVariables"]
-        .as_array()?
-        .iter()
-        .find(|v| v["name"] == MARKER_ENV_VAR)?
-        .get("value")?
-        .as_str()
-}
-
-/// The marker value in a StartBuild request.
-fn request_marker(request: &Value) -> Option<&str> {
-    request["environmentVariablesOverride"]
         .as_array()?
         .iter()
         .find(|v| v["name"] == MARKER_ENV_VAR)?

@@ -17,7 +17,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use codebuild_operator::api::{CodeBuildRun, CodeBuildRunPolicy, CodeBuildRunSpec, MARKER_ENV_VAR};
+use codebuild_operator::api::{CodeBuildRun, CodeBuildRunPolicy, CodeBuildRunSpec};
 use codebuild_operator::policy::{Decision, RunRequest, evaluate};
 use codebuild_sim::{Server, SimConfig};
 use k8s_openapi::api::events::v1::Event;
@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use support::moto::start_moto;
 use support::{
     API_VERSION, OperatorProcess, TestNamespace, condition, free_port, http_get, kubectl_ok,
-    kubectl_stdin, output_text, random_suffix,
+    kubectl_stdin, output_text, random_suffix, request_marker,
 };
 
 const POLL: Duration = Duration::from_millis(250);
@@ -191,23 +191,12 @@ async fn assert_refused(client: &kube::Client, ns: &str, name: &str, message: &s
     .await;
 }
 
-/// The marker (the run's uid) of a StartBuild request.
-fn request_marker(request: &Value) -> Option<String> {
-    request["environmentVariablesOverride"]
-        .as_array()?
-        .iter()
-        .find(|v| v["name"] == MARKER_ENV_VAR)?
-        .get("value")?
-        .as_str()
-        .map(str::to_owned)
-}
-
 /// The uids of the runs the simulator was asked to start builds for.
 fn started_uids(sim: &Server) -> Vec<String> {
     sim.state()
         .starts()
         .iter()
-        .filter_map(|s| request_marker(&s.request))
+        .filter_map(|s| request_marker(&s.request).map(str::to_owned))
         .collect()
 }
 
@@ -530,7 +519,9 @@ async fn tenant_roles_and_secret_hygiene() {
     }
     let mut keys_by_ns: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for start in &starts {
-        let marker = request_marker(&start.request).expect("the marker variable");
+        let marker = request_marker(&start.request)
+            .expect("the marker variable")
+            .to_owned();
         // The long runs are deleted by now: their uids are the ones not in the map.
         let ns = match uid_ns.get(&marker) {
             Some(ns) => *ns,

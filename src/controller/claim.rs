@@ -34,11 +34,15 @@ pub fn recorded_attempt(
     fallback_token: &str,
     fallback_region: &str,
 ) -> Option<StartAttempt> {
-    let from_status = || run.status.as_ref()?.start_attempt.clone();
+    let mirror = run.status.as_ref().and_then(|s| s.start_attempt.clone());
     let Some(raw) = run.annotations().get(START_ATTEMPT_ANNOTATION) else {
-        return from_status();
+        return mirror;
     };
     serde_json::from_str(raw).ok().or_else(|| {
+        let (region, role_arn, policy) = match mirror {
+            Some(a) => (a.region, a.role_arn, a.policy),
+            None => (fallback_region.to_owned(), None, None),
+        };
         Some(StartAttempt {
             idempotency_token: fallback_token.to_owned(),
             time: run
@@ -46,9 +50,9 @@ pub fn recorded_attempt(
                 .creation_timestamp
                 .clone()
                 .unwrap_or(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
-            region: from_status().map_or_else(|| fallback_region.to_owned(), |a| a.region),
-            role_arn: from_status().and_then(|a| a.role_arn),
-            policy: from_status().and_then(|a| a.policy),
+            region,
+            role_arn,
+            policy,
         })
     })
 }

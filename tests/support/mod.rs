@@ -61,6 +61,16 @@ pub fn condition<'a>(
         .find(|c| c.type_ == type_)
 }
 
+/// The value of the operator's marker variable (the run's uid) in a StartBuild request.
+pub fn request_marker(request: &serde_json::Value) -> Option<&str> {
+    request["environmentVariablesOverride"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == codebuild_operator::api::MARKER_ENV_VAR)?
+        .get("value")?
+        .as_str()
+}
+
 /// The repository root (where `hack/`, `crds/` and `examples/` are).
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
