@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
+use crate::codebuild::AwsSettings;
+use crate::controller::OperatorSettings;
+use crate::leader::{self, LeaseSettings};
+
 /// Run AWS CodeBuild builds as Kubernetes CodeBuildRun objects.
 #[derive(Debug, Parser)]
 #[command(name = "codebuild-operator", version, about, args_override_self = true)]
@@ -146,6 +150,30 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The operator's settings from these flags.
+    pub fn settings(&self) -> OperatorSettings {
+        OperatorSettings {
+            region: self.region.clone(),
+            token_window: self.token_window,
+            aws: AwsSettings {
+                endpoint_url: self.endpoint_url.clone(),
+                sts_endpoint_url: self.sts_endpoint_url.clone(),
+            },
+            namespaces: self.namespaces.clone(),
+            poll_interval: self.poll_interval,
+            max_concurrent_reconciles: self.max_concurrent_reconciles,
+            metrics_address: self.metrics_address,
+            leader_election: self.leader_election.then(|| LeaseSettings {
+                name: self.lease_name.clone(),
+                namespace: self.lease_namespace(),
+                identity: leader::default_identity(),
+            }),
+            enforce_policies: self.enforce_policies,
+            admission_policy: (self.enforce_policies && !self.admission_policy.is_empty())
+                .then(|| self.admission_policy.clone()),
+        }
+    }
+
     /// The Lease's namespace: the flag, else the pod's namespace, else "default".
     pub fn lease_namespace(&self) -> String {
         self.lease_namespace
@@ -195,5 +223,33 @@ mod tests {
         assert_eq!(args.lease_name, "l");
         assert_eq!(args.lease_namespace(), "ops");
         assert!(Cli::try_parse_from(["x", "run", "--metrics-address", "nowhere"]).is_err());
+    }
+
+    #[test]
+    fn flags_become_the_operators_settings() {
+        let settings = run_args(&[]).settings();
+        assert!(settings.leader_election.is_none());
+        assert_eq!(settings.admission_policy, None);
+        let settings = run_args(&[
+            "--leader-election",
+            "--lease-name",
+            "l",
+            "--lease-namespace",
+            "ops",
+            "--admission-policy",
+            "vap",
+        ])
+        .settings();
+        let lease = settings.leader_election.unwrap();
+        assert_eq!(
+            (lease.name.as_str(), lease.namespace.as_str()),
+            ("l", "ops")
+        );
+        assert_eq!(
+            settings.admission_policy, None,
+            "an admission policy only with --enforce-policies"
+        );
+        let settings = run_args(&["--enforce-policies", "--admission-policy", "vap"]).settings();
+        assert_eq!(settings.admission_policy.as_deref(), Some("vap"));
     }
 }

@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             telemetry::init(args.log_format);
-            controller::run(args).await
+            controller::run(args.settings()).await
         }
     }
 }

@@ -16,14 +16,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::api::FINAL_BUILD_STATUSES;
+
 /// Every metric name starts with this.
 pub const PREFIX: &str = "codebuild_operator";
 /// The Content-Type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// CodeBuild build statuses a finished build can have; anything else is counted as `OTHER`
-/// so an unexpected value from the API cannot add label values.
-const FINAL_STATUSES: &[&str] = &["SUCCEEDED", "FAILED", "FAULT", "TIMED_OUT", "STOPPED"];
 
 /// `outcome` of a reconcile.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -197,10 +195,11 @@ impl Metrics {
         self.builds_started.inc();
     }
 
-    /// A build reached a final `status`.
+    /// A build reached a final `status` (one of [`FINAL_BUILD_STATUSES`]; anything else is
+    /// counted as `OTHER`, so an unexpected value from the API cannot add label values).
     pub fn build_finished(&self, status: Option<&str>) {
         let status = status
-            .and_then(|s| FINAL_STATUSES.iter().find(|f| **f == s).copied())
+            .and_then(|s| FINAL_BUILD_STATUSES.iter().find(|f| **f == s).copied())
             .unwrap_or("OTHER");
         self.builds_finished
             .get_or_create(&StatusLabels { status })

@@ -649,3 +649,75 @@ async fn without_policies_every_run_is_refused() {
     let names = kubectl_ok(&["get", "cbr", "-n", ns.name(), "-o", "name"]);
     assert!(names.trim().is_empty(), "{names}");
 }
+
+/// Nobody plants a start attempt: the annotation earlier operator versions wrote is refused
+/// on create and on update, whoever sends it, while everything else about the run passes.
+#[tokio::test]
+async fn the_start_attempt_annotation_is_refused_on_create_and_update() {
+    install_policy_crd();
+    let client = support::client().await;
+    let id = random_suffix(6);
+    let ns = namespace("adm-forged", &id, &["team=a"]);
+    let mut guard = ClusterScoped { objects: vec![] };
+    let api: Api<CodeBuildRunPolicy> = Api::all(client.clone());
+    let policy_name = format!("adm-forged-{id}");
+    guard.add("codebuildrunpolicy", &policy_name);
+    let policy = policy(
+        &policy_name,
+        json!({"namespaceSelector": {"matchLabels": {RUN_LABEL: id, "team": "a"}},
+               "projects": ["allowed"]}),
+    );
+    api.create(&PostParams::default(), &policy)
+        .await
+        .expect("creating the policy");
+    let policies = read_back(&api, std::slice::from_ref(&policy_name)).await;
+    let vap_name = format!("cbr-admission-{id}");
+    guard.add("validatingadmissionpolicy", &vap_name);
+    render_and_apply(&client, &vap_name, &policies).await;
+    bind(&mut guard, &vap_name, &id);
+    // The binding is in effect once a refused run is refused.
+    let forbidden = json!({"projectName": "forbidden"});
+    let refused = denied(&decide(&ns, &forbidden, &policies)).to_owned();
+    wait_for_outcome(&ns, &forbidden, Err(refused));
+    let allowed = json!({"projectName": "allowed"});
+    wait_for_outcome(&ns, &allowed, Ok(()));
+
+    let forged = |name: &str| {
+        json!({
+            "apiVersion": API_VERSION, "kind": "CodeBuildRun",
+            "metadata": {"name": name, "annotations": {
+                "codebuild.operator.dev/start-attempt":
+                    r#"{"idempotencyToken":"forged-1","time":"2020-01-01T00:00:00Z","region":"us-east-1"}"#}},
+            "spec": allowed,
+        })
+        .to_string()
+    };
+    for verb in ["create", "apply"] {
+        let out = kubectl_stdin(&[verb, "-n", ns.name(), "-f", "-"], &forged("forged"));
+        assert!(!out.status.success(), "{verb} accepted a forged attempt");
+        assert_eq!(
+            refusal(&output_text(&out)).as_deref(),
+            Some(admission::ANNOTATION_MESSAGE),
+            "{}",
+            output_text(&out)
+        );
+    }
+    // Added later to an allowed run: refused too, while other edits pass.
+    submit(&ns, "plain", &allowed, Verb::Create).expect("an allowed run is created");
+    let annotate = |value: &str| {
+        kubectl(&[
+            "annotate",
+            "-n",
+            ns.name(),
+            "cbr/plain",
+            &format!("codebuild.operator.dev/start-attempt={value}"),
+        ])
+    };
+    let out = annotate(r#"{"idempotencyToken":"x"}"#);
+    assert!(!out.status.success(), "annotate accepted a forged attempt");
+    assert_eq!(
+        refusal(&output_text(&out)).as_deref(),
+        Some(admission::ANNOTATION_MESSAGE)
+    );
+    kubectl_ok(&["label", "-n", ns.name(), "cbr/plain", "edited=yes"]);
+}

@@ -10,79 +10,42 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use codebuild_sim::{Faults, Server, SimConfig};
-use serde_json::Value;
-use support::{OperatorProcess, TestNamespace, kubectl_ok, kubectl_stdin, wait_for};
+use codebuild_sim::{Faults, SimConfig};
+use kube::api::ListParams;
+use serde_json::{Value, json};
+use support::world::World;
+use support::{condition, kubectl_ok, kubectl_stdin, wait_for, wait_for_async};
 
-const MARKER: &str = "CODEBUILD_OPERATOR_RUN_UID";
-
+/// A run of project `my-app` whose simulated phases take `phase_seconds` each.
 fn run_manifest(name: &str, phase_seconds: f64) -> String {
-    format!(
-        "apiVersion: codebuild.operator.dev/v1alpha1\nkind: CodeBuildRun\nmetadata: {{name: {name}}}\n\
-         spec:\n  projectName: my-app\n  environmentVariablesOverride:\n  \
-         - {{name: CODEBUILD_SIM_PHASE_SECONDS, value: \"{phase_seconds}\"}}\n"
+    support::run_manifest(
+        name,
+        json!({"projectName": "my-app", "environmentVariablesOverride": [
+            {"name": "CODEBUILD_SIM_PHASE_SECONDS", "value": phase_seconds.to_string()}]}),
     )
 }
 
-fn get(ns: &str, name: &str) -> Value {
-    serde_json::from_str(&kubectl_ok(&["get", "cbr", name, "-n", ns, "-o", "json"])).unwrap()
-}
-
-fn condition<'a>(run: &'a Value, type_: &str) -> Option<&'a Value> {
-    run["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-}
-
-fn succeeded(run: &Value) -> bool {
-    condition(run, "Succeeded").is_some_and(|c| c["status"] == "True")
-}
-
-/// Builds in the simulator per run uid (from the marker variable).
-fn builds_per_uid(sim: &Server) -> BTreeMap<String, Vec<String>> {
-    let mut per_uid: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for build in sim.state().builds() {
-        let uid = build["environment"]["environmentVariables"]
-            .as_array()
-            .and_then(|vars| vars.iter().find(|v| v["name"] == MARKER))
-            .and_then(|v| v["value"].as_str())
-            .unwrap_or("<none>")
-            .to_owned();
-        per_uid
-            .entry(uid)
-            .or_default()
-            .push(build["id"].as_str().unwrap_or_default().to_owned());
-    }
-    per_uid
-}
-
-fn start_build_calls(sim: &Server) -> u64 {
-    sim.state()
-        .counters()
-        .calls
-        .get("StartBuild")
-        .copied()
-        .unwrap_or(0)
+/// A world whose simulator knows project `my-app` (with `config`'s other settings), and an
+/// operator started with `extra_args`.
+async fn world(prefix: &str, config: SimConfig, extra_args: &[&str]) -> World {
+    World::start_with(prefix, config, &["my-app"], extra_args).await
 }
 
 /// Kills the operator with SIGKILL while StartBuild has taken effect in CodeBuild but its
-/// answer has not arrived, then restarts it, `wait` later. Returns the run's uid.
+/// answer has not arrived, then restarts it, `restart_after` later. Returns the run's uid.
 async fn kill_after_start_build(
-    ns: &TestNamespace,
-    sim: &Server,
+    world: &mut World,
     restart_after: Duration,
     extra: &[&str],
 ) -> String {
     // The answer of StartBuild is held for 30 s after the build started.
-    sim.state().set_faults(Faults {
+    world.state().set_faults(Faults {
         response_latency_ms: 30_000,
         operation: Some("StartBuild".into()),
         ..Faults::default()
     });
-    let mut operator = OperatorProcess::start(ns.name(), &sim.endpoint(), extra);
     kubectl_stdin(
-        &["apply", "-n", ns.name(), "-f", "-"],
+        &["apply", "-n", world.ns(), "-f", "-"],
         &run_manifest("crash", 0.2),
     );
     wait_for(
@@ -90,75 +53,68 @@ async fn kill_after_start_build(
         Duration::from_secs(30),
         Duration::from_millis(20),
         || {
-            sim.state()
+            world
+                .state()
                 .starts()
                 .iter()
                 .any(|s| s.build_id.is_some())
                 .then_some(())
         },
     );
-    operator.kill();
+    if let Some(operator) = world.operator.as_mut() {
+        operator.kill();
+    }
 
-    // The crash window: the run is claimed (finalizer and attempt, in one write), the build
-    // id is not recorded.
-    let run = get(ns.name(), "crash");
+    // The crash window: the run is claimed (the attempt in status, then the finalizer),
+    // the build id is not recorded.
+    let run = world.kubectl_json("crash");
     let uid = run["metadata"]["uid"].as_str().unwrap().to_owned();
-    let attempt: Value = serde_json::from_str(
-        run["metadata"]["annotations"]["codebuild.operator.dev/start-attempt"]
-            .as_str()
-            .unwrap_or_else(|| panic!("attempt recorded first: {run}")),
-    )
-    .unwrap();
+    let attempt = run["status"]["startAttempt"].clone();
     assert!(attempt["idempotencyToken"].is_string(), "{attempt}");
     assert_eq!(
         run["metadata"]["finalizers"],
-        serde_json::json!(["codebuild.operator.dev/stop-build"]),
+        json!(["codebuild.operator.dev/stop-build"]),
         "{run}"
     );
     assert!(
         run["status"]["buildId"].is_null(),
         "the answer was lost, so no build id: {run}"
     );
-    assert_eq!(builds_per_uid(sim).get(&uid).map(Vec::len), Some(1));
+    assert_eq!(world.builds_per_uid().get(&uid).map(Vec::len), Some(1));
 
-    sim.state().set_faults(Faults::default());
+    world.state().set_faults(Faults::default());
     tokio::time::sleep(restart_after).await;
-    let _operator = OperatorProcess::start(ns.name(), &sim.endpoint(), extra);
-    wait_for(
+    world.restart_operator(extra);
+    wait_for_async(
         "the run to succeed after the restart",
         Duration::from_secs(60),
         Duration::from_millis(200),
-        || succeeded(&get(ns.name(), "crash")).then_some(()),
-    );
+        || async { world.succeeded("crash").await.then_some(()) },
+    )
+    .await;
     uid
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_after_start_build_inside_the_token_window_leaves_one_build() {
-    let ns = TestNamespace::new("crash-in-window");
-    let sim = Server::start(SimConfig {
-        projects: vec!["my-app".into()],
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let uid = kill_after_start_build(&ns, &sim, Duration::ZERO, &[]).await;
+    let mut world = world("crash-in-window", SimConfig::default(), &[]).await;
+    let uid = kill_after_start_build(&mut world, Duration::ZERO, &[]).await;
 
     assert_eq!(
-        builds_per_uid(&sim).get(&uid).map(Vec::len),
+        world.builds_per_uid().get(&uid).map(Vec::len),
         Some(1),
         "exactly one build: {:?}",
-        builds_per_uid(&sim)
+        world.builds_per_uid()
     );
     // The restart repeated StartBuild with the same token and got the same build back.
-    let starts = sim.state().starts();
+    let starts = world.state().starts();
     assert_eq!(starts.len(), 2, "{starts:?}");
     assert_eq!(starts[0].idempotency_token, starts[1].idempotency_token);
     assert!(
         starts[1].replayed,
         "the second StartBuild returned the first build"
     );
-    let run = get(ns.name(), "crash");
+    let run = world.kubectl_json("crash");
     assert_eq!(
         run["status"]["buildId"].as_str(),
         starts[0].build_id.as_deref()
@@ -168,41 +124,30 @@ async fn sigkill_after_start_build_inside_the_token_window_leaves_one_build() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_after_start_build_past_the_token_window_finds_the_build_instead_of_starting_another()
  {
-    let ns = TestNamespace::new("crash-past-window");
     // A 2-second token window in both the simulator and the operator.
-    let sim = Server::start(SimConfig {
-        projects: vec!["my-app".into()],
+    let config = SimConfig {
         token_window_seconds: 2.0,
         ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let uid =
-        kill_after_start_build(&ns, &sim, Duration::from_secs(3), &["--token-window", "2s"]).await;
+    };
+    let window = ["--token-window", "2s"];
+    let mut world = world("crash-past-window", config, &window).await;
+    let uid = kill_after_start_build(&mut world, Duration::from_secs(3), &window).await;
 
     assert_eq!(
-        builds_per_uid(&sim).get(&uid).map(Vec::len),
+        world.builds_per_uid().get(&uid).map(Vec::len),
         Some(1),
         "exactly one build: {:?}",
-        builds_per_uid(&sim)
+        world.builds_per_uid()
     );
     // Past the window the same token would start a second build: the operator searched
     // (ListBuildsForProject) and adopted the build instead of calling StartBuild again.
-    assert_eq!(start_build_calls(&sim), 1);
-    assert!(
-        sim.state()
-            .counters()
-            .calls
-            .get("ListBuildsForProject")
-            .copied()
-            .unwrap_or(0)
-            >= 1
-    );
+    assert_eq!(world.calls("StartBuild"), 1);
+    assert!(world.calls("ListBuildsForProject") >= 1);
     let events = kubectl_ok(&[
         "get",
         "events",
         "-n",
-        ns.name(),
+        world.ns(),
         "-o",
         "jsonpath={.items[*].reason}",
     ]);
@@ -211,41 +156,36 @@ async fn sigkill_after_start_build_past_the_token_window_finds_the_build_instead
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_runs_are_tracked_with_batched_calls() {
-    let ns = TestNamespace::new("fifty");
-    let sim = Server::start(SimConfig {
-        projects: vec!["my-app".into()],
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let _operator = OperatorProcess::start(ns.name(), &sim.endpoint(), &["--poll-interval", "1s"]);
+    let world = world("fifty", SimConfig::default(), &["--poll-interval", "1s"]).await;
     let manifests: Vec<String> = (0..50)
         .map(|i| run_manifest(&format!("run-{i:02}"), 0.5))
         .collect();
     let began = Instant::now();
     kubectl_stdin(
-        &["apply", "-n", ns.name(), "-f", "-"],
-        &manifests.join("---\n"),
+        &["apply", "-n", world.ns(), "-f", "-"],
+        &manifests.join("\n"),
     );
-    wait_for(
+    wait_for_async(
         "all 50 runs to succeed",
         Duration::from_secs(120),
         Duration::from_millis(500),
-        || {
-            let list: Value =
-                serde_json::from_str(&kubectl_ok(&["get", "cbr", "-n", ns.name(), "-o", "json"]))
-                    .unwrap();
-            let items = list["items"].as_array().unwrap();
-            (items.len() == 50 && items.iter().all(succeeded)).then_some(())
+        || async {
+            let runs = world.runs.list(&ListParams::default()).await.ok()?.items;
+            let done = runs
+                .iter()
+                .filter(|r| condition(r, "Succeeded").is_some_and(|c| c.status == "True"))
+                .count();
+            (runs.len() == 50 && done == 50).then_some(())
         },
-    );
+    )
+    .await;
     let elapsed = began.elapsed();
 
-    let counters = sim.state().counters();
+    let counters = world.state().counters();
     let calls = |op: &str| counters.calls.get(op).copied().unwrap_or(0);
     assert_eq!(calls("StartBuild"), 50, "one StartBuild per run");
-    assert_eq!(builds_per_uid(&sim).len(), 50);
-    assert!(builds_per_uid(&sim).values().all(|b| b.len() == 1));
+    assert_eq!(world.builds_per_uid().len(), 50);
+    assert!(world.builds_per_uid().values().all(|b| b.len() == 1));
     // One BatchGetBuilds round per second at most (plus slack for the first and last), each
     // covering many builds; per-run polling would need 50 calls per round.
     let rounds = elapsed.as_secs() + 3;
@@ -268,29 +208,23 @@ async fn fifty_runs_are_tracked_with_batched_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_with_running_builds_starts_nothing_and_writes_nothing() {
-    let ns = TestNamespace::new("restart");
-    let sim = Server::start(SimConfig {
-        projects: vec!["my-app".into()],
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let mut operator = OperatorProcess::start(ns.name(), &sim.endpoint(), &[]);
+    let mut world = world("restart", SimConfig::default(), &[]).await;
     // Slow builds: no phase changes during the observation below.
     let manifests: Vec<String> = (0..5)
         .map(|i| run_manifest(&format!("slow-{i}"), 600.0))
         .collect();
     kubectl_stdin(
-        &["apply", "-n", ns.name(), "-f", "-"],
-        &manifests.join("---\n"),
+        &["apply", "-n", world.ns(), "-f", "-"],
+        &manifests.join("\n"),
     );
-    let versions = || -> BTreeMap<String, String> {
+    let ns = world.ns().to_owned();
+    let list = || -> Vec<Value> {
         let list: Value =
-            serde_json::from_str(&kubectl_ok(&["get", "cbr", "-n", ns.name(), "-o", "json"]))
-                .unwrap();
-        list["items"]
-            .as_array()
-            .unwrap()
+            serde_json::from_str(&kubectl_ok(&["get", "cbr", "-n", &ns, "-o", "json"])).unwrap();
+        list["items"].as_array().unwrap().clone()
+    };
+    let versions = || -> BTreeMap<String, String> {
+        list()
             .iter()
             .map(|r| {
                 (
@@ -308,10 +242,7 @@ async fn a_restart_with_running_builds_starts_nothing_and_writes_nothing() {
         Duration::from_secs(30),
         Duration::from_millis(200),
         || {
-            let list: Value =
-                serde_json::from_str(&kubectl_ok(&["get", "cbr", "-n", ns.name(), "-o", "json"]))
-                    .unwrap();
-            let items = list["items"].as_array().unwrap();
+            let items = list();
             (items.len() == 5
                 && items.iter().all(|r| {
                     r["status"]["buildId"].is_string() && r["status"]["currentPhase"] == "SUBMITTED"
@@ -321,6 +252,7 @@ async fn a_restart_with_running_builds_starts_nothing_and_writes_nothing() {
     );
     // Let the tracker settle (its first round may add nothing new), then restart gracefully.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut operator = world.operator.take().expect("the world's operator");
     let exit = operator.terminate();
     assert!(
         exit.success(),
@@ -328,12 +260,12 @@ async fn a_restart_with_running_builds_starts_nothing_and_writes_nothing() {
         operator.log_tail(30)
     );
     let before = versions();
-    let starts_before = start_build_calls(&sim);
+    let starts_before = world.calls("StartBuild");
 
-    let _operator = OperatorProcess::start(ns.name(), &sim.endpoint(), &[]);
+    world.restart_operator(&[]);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
-        start_build_calls(&sim),
+        world.calls("StartBuild"),
         starts_before,
         "no StartBuild after a restart"
     );
@@ -342,15 +274,8 @@ async fn a_restart_with_running_builds_starts_nothing_and_writes_nothing() {
         before,
         "no write to unchanged objects after a restart"
     );
-    let polled = sim
-        .state()
-        .counters()
-        .calls
-        .get("BatchGetBuilds")
-        .copied()
-        .unwrap_or(0);
     assert!(
-        polled >= 1,
+        world.calls("BatchGetBuilds") >= 1,
         "the restarted operator tracks the running builds"
     );
 }

@@ -13,283 +13,29 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use codebuild_operator::api::{CodeBuildRun, MARKER_ENV_VAR};
-use codebuild_sim::{Faults, Server, SimConfig, SimState};
-use k8s_openapi::api::events::v1::Event;
+use codebuild_operator::api::CodeBuildRun;
+use codebuild_sim::Faults;
+use codebuild_sim::lifecycle::PhaseType;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
-use support::{
-    OperatorProcess, TestNamespace, condition, example_files, kubectl, kubectl_ok, kubectl_stdin,
-    output_text, request_marker,
-};
+use support::world::{World, build};
+use support::{condition, example_files, kubectl, kubectl_ok, output_text, request_marker};
 
-const API_VERSION: &str = "codebuild.operator.dev/v1alpha1";
-
-/// The phases of a build, in the order CodeBuild reports them.
-const PHASES: [&str; 11] = [
-    "SUBMITTED",
-    "QUEUED",
-    "PROVISIONING",
-    "DOWNLOAD_SOURCE",
-    "INSTALL",
-    "PRE_BUILD",
-    "BUILD",
-    "POST_BUILD",
-    "UPLOAD_ARTIFACTS",
-    "FINALIZING",
-    "COMPLETED",
-];
-
-/// How often the tests poll the apiserver.
-const POLL: Duration = Duration::from_millis(250);
+/// The phases of a build, in the order CodeBuild reports them (the simulator's own list).
+fn phase_names() -> Vec<&'static str> {
+    PhaseType::RUNNING
+        .iter()
+        .chain([&PhaseType::Completed])
+        .map(|p| p.as_str())
+        .collect()
+}
 
 /// Per-build phase length (seconds) that keeps a build running for the whole test.
 const SLOW_PHASE_SECONDS: &str = "60";
 
 // ---- environment ---------------------------------------------------------------------------
 
-/// One test's world. Field order is drop order: the operator is killed first (printing its
-/// log when the test fails), the namespace is cleaned up last (dumping runs and Events).
-struct Env {
-    /// Kept alive for the test; killed first on drop.
-    _op: OperatorProcess,
-    sim: Server,
-    runs: Api<CodeBuildRun>,
-    client: kube::Client,
-    ns: TestNamespace,
-}
-
-/// A simulator whose builds take 10 x 0.25 s; the time scale stays 1 so that the token
-/// window (5 minutes) agrees with the operator's.
-fn fast_sim() -> SimConfig {
-    SimConfig {
-        phase_seconds: 0.25,
-        ..Default::default()
-    }
-}
-
-async fn setup(prefix: &str, projects: &[&str]) -> Env {
-    let ns = TestNamespace::new(prefix);
-    let sim = Server::start(fast_sim())
-        .await
-        .expect("starting the CodeBuild simulator");
-    for project in projects {
-        sim.state()
-            .create_project(project)
-            .unwrap_or_else(|e| panic!("creating project {project} in the simulator: {e:?}"));
-    }
-    let op = OperatorProcess::start(ns.name(), &sim.endpoint(), &[]);
-    let client = support::client().await;
-    let runs = Api::namespaced(client.clone(), ns.name());
-    Env {
-        _op: op,
-        sim,
-        runs,
-        client,
-        ns,
-    }
-}
-
-impl Env {
-    fn ns(&self) -> &str {
-        self.ns.name()
-    }
-
-    fn state(&self) -> &SimState {
-        self.sim.state()
-    }
-
-    /// `kubectl create -f -` of a CodeBuildRun, as a user would; returns the object's uid.
-    async fn create(&self, name: &str, spec: Value) -> String {
-        let manifest = json!({
-            "apiVersion": API_VERSION,
-            "kind": "CodeBuildRun",
-            "metadata": {"name": name},
-            "spec": spec,
-        })
-        .to_string();
-        let out = kubectl_stdin(&["create", "-n", self.ns(), "-f", "-"], &manifest);
-        assert!(
-            out.status.success(),
-            "kubectl create refused:\n{manifest}\n{}",
-            output_text(&out)
-        );
-        self.get(name).await.metadata.uid.expect("uid")
-    }
-
-    /// The run as the apiserver has it now (panics when it does not exist).
-    async fn get(&self, name: &str) -> CodeBuildRun {
-        self.runs
-            .get(name)
-            .await
-            .unwrap_or_else(|e| panic!("getting cbr/{name}: {e}"))
-    }
-
-    async fn get_opt(&self, name: &str) -> Option<CodeBuildRun> {
-        self.runs
-            .get_opt(name)
-            .await
-            .unwrap_or_else(|e| panic!("getting cbr/{name}: {e}"))
-    }
-
-    /// Polls the run until `pred` holds; returns it then.
-    async fn wait_run(
-        &self,
-        name: &str,
-        what: &str,
-        timeout: Duration,
-        pred: impl Fn(&CodeBuildRun) -> bool,
-    ) -> CodeBuildRun {
-        let what = format!("cbr/{name}: {what}");
-        support::wait_for_async(&what, timeout, POLL, || async {
-            self.get_opt(name).await.filter(|run| pred(run))
-        })
-        .await
-    }
-
-    /// Waits until condition `type_` has `status`.
-    async fn wait_condition(
-        &self,
-        name: &str,
-        type_: &str,
-        status: &str,
-        timeout: Duration,
-    ) -> CodeBuildRun {
-        self.wait_run(name, &format!("{type_}={status}"), timeout, |run| {
-            condition(run, type_).is_some_and(|c| c.status == status)
-        })
-        .await
-    }
-
-    /// Waits until the run has a build that CodeBuild reports IN_PROGRESS.
-    async fn wait_running(&self, name: &str) -> CodeBuildRun {
-        self.wait_run(
-            name,
-            "a build id and buildStatus IN_PROGRESS",
-            Duration::from_secs(30),
-            |run| {
-                let b = build(run);
-                b.build_id.is_some() && b.build_status.as_deref() == Some("IN_PROGRESS")
-            },
-        )
-        .await
-    }
-
-    /// Waits until the object is gone from the apiserver.
-    async fn wait_gone(&self, name: &str, timeout: Duration) {
-        support::wait_for_async(
-            &format!("cbr/{name} to be deleted"),
-            timeout,
-            POLL,
-            || async { self.get_opt(name).await.is_none().then_some(()) },
-        )
-        .await
-    }
-
-    /// `kubectl get cbr/NAME -o json`.
-    fn kubectl_json(&self, name: &str) -> Value {
-        let text = kubectl_ok(&["get", &format!("cbr/{name}"), "-n", self.ns(), "-o", "json"]);
-        serde_json::from_str(&text).expect("kubectl -o json")
-    }
-
-    /// `kubectl wait --for=condition=TYPE cbr/NAME --timeout=60s`; panics unless it exits 0.
-    fn kubectl_wait(&self, name: &str, type_: &str) {
-        let args = [
-            "wait",
-            &format!("--for=condition={type_}"),
-            &format!("cbr/{name}"),
-            "-n",
-            self.ns(),
-            "--timeout=60s",
-        ];
-        let out = kubectl(&args);
-        assert!(
-            out.status.success(),
-            "`kubectl {}` exited {}:\n{}",
-            args.join(" "),
-            out.status,
-            output_text(&out)
-        );
-    }
-
-    /// `kubectl patch cbr/NAME --type=merge -p PATCH`, as a user would.
-    fn patch(&self, name: &str, patch: Value) {
-        kubectl_ok(&[
-            "patch",
-            &format!("cbr/{name}"),
-            "-n",
-            self.ns(),
-            "--type=merge",
-            "-p",
-            &patch.to_string(),
-        ]);
-    }
-
-    /// The Events (events.k8s.io/v1) about the object called `name`.
-    async fn events(&self, name: &str) -> Vec<Event> {
-        let events: Api<Event> = Api::namespaced(self.client.clone(), self.ns());
-        events
-            .list(&ListParams::default())
-            .await
-            .expect("listing Events")
-            .items
-            .into_iter()
-            .filter(|e| {
-                e.regarding
-                    .as_ref()
-                    .and_then(|r| r.name.as_deref())
-                    .is_some_and(|n| n == name)
-            })
-            .collect()
-    }
-
-    /// Waits for an Event of `type_` (Normal / Warning) and `reason` about `name`.
-    async fn wait_event(&self, name: &str, type_: &str, reason: &str) -> Event {
-        support::wait_for_async(
-            &format!("a {type_} Event {reason} about cbr/{name}"),
-            Duration::from_secs(20),
-            POLL,
-            || async {
-                self.events(name).await.into_iter().find(|e| {
-                    e.type_.as_deref() == Some(type_) && e.reason.as_deref() == Some(reason)
-                })
-            },
-        )
-        .await
-    }
-
-    /// The simulator's builds started for the object with `uid` (its marker variable).
-    fn sim_builds_of(&self, uid: &str) -> Vec<Value> {
-        self.state()
-            .builds()
-            .into_iter()
-            .filter(|b| marker_of(b) == Some(uid))
-            .collect()
-    }
-
-    /// The simulator's build `id`.
-    fn sim_build(&self, id: &str) -> Value {
-        self.state()
-            .build(id)
-            .unwrap_or_else(|| panic!("the simulator has no build {id}"))
-    }
-
-    fn calls(&self, operation: &str) -> u64 {
-        self.state()
-            .counters()
-            .calls
-            .get(operation)
-            .copied()
-            .unwrap_or(0)
-    }
-}
-
 // ---- small readers -------------------------------------------------------------------------
-
-fn build(run: &CodeBuildRun) -> codebuild_operator::api::BuildInfo {
-    run.status.clone().unwrap_or_default().build
-}
 
 #[track_caller]
 fn expect_condition<'a>(run: &'a CodeBuildRun, type_: &str) -> &'a Condition {
@@ -325,16 +71,6 @@ fn assert_conditions(run: &CodeBuildRun, expected: &[(&str, &str)]) {
             "cbr/{name}: condition {type_} observedGeneration"
         );
     }
-}
-
-/// The value of the operator's marker variable in a simulator Build.
-fn marker_of(build: &Value) -> Option<&str> {
-    build["environment"]["environmentVariables"]
-        .as_array()?
-        .iter()
-        .find(|v| v["name"] == MARKER_ENV_VAR)?
-        .get("value")?
-        .as_str()
 }
 
 fn env_vars(vars: &[(&str, &str)]) -> Value {
@@ -403,7 +139,7 @@ async fn every_example_reaches_succeeded() {
         .collect();
     projects.sort();
     projects.dedup();
-    let env = setup("lc-examples", &projects).await;
+    let env = World::start("lc-examples", &projects).await;
 
     let dir = support::repo_root().join("examples");
     kubectl_ok(&["apply", "-n", env.ns(), "-f", dir.to_str().unwrap()]);
@@ -472,7 +208,7 @@ async fn every_example_reaches_succeeded() {
             .iter()
             .map(|p| p.phase_type.as_deref().unwrap_or("?"))
             .collect();
-        assert_eq!(types, PHASES, "{ctx}: phases");
+        assert_eq!(types, phase_names(), "{ctx}: phases");
         for p in &phases[..10] {
             assert_eq!(
                 p.phase_status.as_deref(),
@@ -587,7 +323,7 @@ async fn every_example_reaches_succeeded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_fault_and_timed_out_builds_are_stalled_with_the_phase_context() {
-    let env = setup("lc-failed", &["app"]).await;
+    let env = World::start("lc-failed", &["app"]).await;
     let cases = [
         (
             "fails",
@@ -673,7 +409,7 @@ async fn failed_fault_and_timed_out_builds_are_stalled_with_the_phase_context() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_running_run_stops_its_build_unless_leave_running() {
-    let env = setup("lc-delete", &["app"]).await;
+    let env = World::start("lc-delete", &["app"]).await;
     let slow = env_vars(&[("CODEBUILD_SIM_PHASE_SECONDS", SLOW_PHASE_SECONDS)]);
     let stop_uid = env
         .create(
@@ -743,7 +479,7 @@ async fn deleting_a_running_run_stops_its_build_unless_leave_running() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_true_stops_a_running_build_and_prevents_a_start() {
-    let env = setup("lc-stop", &["app"]).await;
+    let env = World::start("lc-stop", &["app"]).await;
 
     // Set at creation: no build is ever started.
     env.create(
@@ -831,7 +567,7 @@ async fn stop_true_stops_a_running_build_and_prevents_a_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_project_is_retried_until_it_exists() {
-    let env = setup("lc-noproj", &[]).await;
+    let env = World::start("lc-noproj", &[]).await;
     let uid = env
         .create("waits", json!({"projectName": "late-app"}))
         .await;
@@ -898,7 +634,7 @@ async fn a_missing_project_is_retried_until_it_exists() {
 // ---- 6. throttling and 5xx -----------------------------------------------------------------
 
 async fn runs_survive_faults(prefix: &str, faults: Faults) {
-    let env = setup(prefix, &["app"]).await;
+    let env = World::start(prefix, &["app"]).await;
     env.state().set_faults(faults);
     let mut uids = BTreeMap::new();
     for i in 0..5 {
@@ -967,7 +703,7 @@ async fn server_errors_still_give_one_build_per_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_retries_are_followed_to_success_without_another_start() {
-    let env = setup("lc-retry", &["app"]).await;
+    let env = World::start("lc-retry", &["app"]).await;
     let uid = env
         .create(
             "retried",
@@ -1030,7 +766,7 @@ async fn auto_retries_are_followed_to_success_without_another_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_seconds_after_finished_deletes_the_finished_run() {
-    let env = setup("lc-ttl", &["app"]).await;
+    let env = World::start("lc-ttl", &["app"]).await;
     let uid = env
         .create(
             "short-lived",
@@ -1065,7 +801,7 @@ async fn ttl_seconds_after_finished_deletes_the_finished_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_input_error_stalls_without_retrying_start_build() {
-    let env = setup("lc-invalid", &["app"]).await;
+    let env = World::start("lc-invalid", &["app"]).await;
     env.create(
         "rejected",
         json!({
@@ -1112,7 +848,7 @@ async fn an_invalid_input_error_stalls_without_retrying_start_build() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kstatus_reads_running_as_in_progress_and_failed_as_failed() {
-    let env = setup("lc-kstatus", &["app"]).await;
+    let env = World::start("lc-kstatus", &["app"]).await;
     env.create(
         "running",
         json!({
@@ -1149,7 +885,7 @@ async fn kstatus_reads_running_as_in_progress_and_failed_as_failed() {
     );
     let succeeded = expect_condition(&run, "Succeeded");
     assert!(
-        PHASES.contains(&succeeded.reason.as_str()),
+        phase_names().contains(&succeeded.reason.as_str()),
         "Succeeded reason while running should be a phase: {:?} (currentPhase was {phase})",
         succeeded.reason
     );
@@ -1168,7 +904,7 @@ async fn kstatus_reads_running_as_in_progress_and_failed_as_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_observed_phase_is_an_event_of_its_own() {
-    let env = setup("lc-phase-events", &["app"]).await;
+    let env = World::start("lc-phase-events", &["app"]).await;
     // Phases of 1.5 s, polled every 0.5 s: every phase is observed.
     env.create(
         "phased",

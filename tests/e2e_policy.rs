@@ -412,6 +412,122 @@ async fn policies_decide_who_starts_what() {
 /// Each namespace's builds are started, watched and stopped with its policy's IAM role
 /// (moto's STS issues the credentials; the simulator records the access key of every
 /// StartBuild), and nothing secret leaks into status, Events, logs or metrics.
+/// A run created with the start-attempt annotation earlier operator versions wrote, as a
+/// tenant could forge it (the admission policy is off here: the operator is the authority).
+fn create_forged_run(ns: &str, name: &str, spec: Value, attempt: Value) {
+    let manifest = json!({
+        "apiVersion": API_VERSION, "kind": "CodeBuildRun",
+        "metadata": {"name": name, "annotations": {
+            "codebuild.operator.dev/start-attempt": attempt.to_string()}},
+        "spec": spec,
+    });
+    let out = kubectl_stdin(&["create", "-n", ns, "-f", "-"], &manifest.to_string());
+    assert!(out.status.success(), "{}", output_text(&out));
+}
+
+/// Waits for a Warning Event `reason` about run `name`.
+async fn wait_warning(client: &kube::Client, ns: &str, name: &str, reason: &str) -> Event {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    support::wait_for_async(
+        &format!("a {reason} Event for {name}"),
+        WAIT,
+        POLL,
+        || async {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            list.items.into_iter().find(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                    && e.reason.as_deref() == Some(reason)
+                    && e.type_.as_deref() == Some("Warning")
+            })
+        },
+    )
+    .await
+}
+
+/// A tenant who forges the start-attempt annotation (a fresh or an old time, with or without
+/// another tenant's role) gets no build the policies refuse, and an allowed run still starts
+/// only as the identity the policies grant, with its own token.
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_start_attempts_never_start_what_the_policies_refuse() {
+    let key = format!("e2e-forged-{}", random_suffix(6));
+    let ns = labelled_namespace("forged", &key, "a");
+    let sim = Server::start(SimConfig {
+        phase_seconds: 0.2,
+        projects: vec!["allowed".into(), "forbidden".into()],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("starting the CodeBuild simulator");
+    let mut policies = PolicySet::new().await;
+    let policy = policies
+        .apply(
+            &format!("forged-{}", random_suffix(6)),
+            json!({"namespaceSelector": selector(&key, "a"), "projects": ["allowed"]}),
+        )
+        .await;
+    let _op = OperatorProcess::start(ns.name(), &sim.endpoint(), &["--enforce-policies"]);
+    let client = support::client().await;
+    let runs: Api<CodeBuildRun> = Api::namespaced(client.clone(), ns.name());
+
+    let foreign = "arn:aws:iam::222222222222:role/another-tenant";
+    let fresh = k8s_openapi::jiff::Timestamp::now().to_string();
+    let old = "2020-01-01T00:00:00Z".to_owned();
+    let forbidden = json!({"projectName": "forbidden", "buildspecOverride": "version: 0.2"});
+    let cases = [
+        ("fresh", &fresh, None),
+        ("fresh-role", &fresh, Some(foreign)),
+        ("old", &old, None),
+        ("old-role", &old, Some(foreign)),
+    ];
+    for (name, time, role) in &cases {
+        let mut attempt = json!({"idempotencyToken": format!("forged-{name}"), "time": time,
+                                 "region": "us-east-1"});
+        if let Some(role) = role {
+            attempt["roleArn"] = json!(role);
+        }
+        create_forged_run(ns.name(), name, forbidden.clone(), attempt);
+    }
+    let allowed_attempt = json!({"idempotencyToken": "forged-allowed", "time": fresh,
+                                 "region": "us-east-1", "roleArn": foreign});
+    create_forged_run(
+        ns.name(),
+        "allowed",
+        json!({"projectName": "allowed"}),
+        allowed_attempt,
+    );
+
+    let labels = [(key.as_str(), "a")];
+    let message = expected_denial(ns.name(), &labels, &forbidden, &[&policy]);
+    for (name, _, _) in &cases {
+        assert_refused(&client, ns.name(), name, &message).await;
+        let warning = wait_warning(&client, ns.name(), name, "StartAttemptIgnored").await;
+        assert!(
+            warning
+                .note
+                .as_deref()
+                .unwrap_or_default()
+                .contains("kubectl"),
+            "{warning:?}"
+        );
+    }
+    wait_condition(&runs, "allowed", "Succeeded", "True").await;
+    let allowed_uid = uid(&runs, "allowed").await;
+    assert_eq!(
+        started_uids(&sim),
+        vec![allowed_uid],
+        "only the allowed run started a build"
+    );
+    let start = &sim.state().starts()[0];
+    assert_eq!(
+        start.access_key_id.as_deref(),
+        Some("AKIDE2ETEST"),
+        "as the operator's own identity (the policy names no role), never the forged role"
+    );
+    assert_ne!(start.idempotency_token.as_deref(), Some("forged-allowed"));
+    let recorded = runs.get("allowed").await.unwrap().status.unwrap();
+    assert_eq!(recorded.start_attempt.unwrap().role_arn, None);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tenant_roles_and_secret_hygiene() {
     let key = format!("e2e-role-{}", random_suffix(6));

@@ -1,100 +1,65 @@
-//! The tracker batches every in-flight build into BatchGetBuilds calls of at most 100 ids
-//! per region, triggers owners only on change, and stops polling finished or unknown builds.
+//! The tracker polls what the watched runs record: every build that is not final, batched
+//! into BatchGetBuilds calls of at most 100 ids per region; it triggers runs only when their
+//! build changes, stops polling finished or unknown builds, and forgets builds whose runs no
+//! longer need them. Triggers are paced by the reconciles reported back.
 
-use std::sync::{Arc, Mutex};
+mod support;
 
-use aws_sdk_codebuild::operation::start_build::StartBuildInput;
-use aws_sdk_codebuild::types::{Build, StatusType};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_codebuild::types::StatusType;
 use codebuild_operator::api::CodeBuildRun;
-use codebuild_operator::codebuild::{
-    ApiError, BuildApi, BuildBatch, BuildIdPage, ErrorKind, Target,
-};
-use codebuild_operator::tracker::{Observation, Tracker};
+use codebuild_operator::tracker::{Observation, Tracker, paced};
 use futures::StreamExt;
-use kube::runtime::reflector::ObjectRef;
-
-struct Fake {
-    calls: Mutex<Vec<(String, usize)>>,
-    status: Mutex<StatusType>,
-    missing: Mutex<Vec<String>>,
-}
-
-impl Default for Fake {
-    fn default() -> Self {
-        Fake {
-            calls: Mutex::default(),
-            status: Mutex::new(StatusType::InProgress),
-            missing: Mutex::default(),
-        }
-    }
-}
-
-impl BuildApi for Fake {
-    async fn start_build(&self, _: &Target, _: StartBuildInput) -> Result<Build, ApiError> {
-        Err(ApiError::new(ErrorKind::Other, None, "not used"))
-    }
-    async fn batch_get_builds(
-        &self,
-        target: &Target,
-        ids: Vec<String>,
-    ) -> Result<BuildBatch, ApiError> {
-        assert!(ids.len() <= 100, "more than 100 ids in one call");
-        self.calls
-            .lock()
-            .unwrap()
-            .push((target.region.clone(), ids.len()));
-        let missing = self.missing.lock().unwrap().clone();
-        let status = self.status.lock().unwrap().clone();
-        Ok(BuildBatch {
-            builds: ids
-                .iter()
-                .filter(|id| !missing.contains(id))
-                .map(|id| {
-                    Build::builder()
-                        .id(id)
-                        .build_status(status.clone())
-                        .current_phase("BUILD")
-                        .build()
-                })
-                .collect(),
-            not_found: ids.into_iter().filter(|id| missing.contains(id)).collect(),
-        })
-    }
-    async fn stop_build(&self, _: &Target, _: &str) -> Result<Build, ApiError> {
-        Err(ApiError::new(ErrorKind::Other, None, "not used"))
-    }
-    async fn list_builds_for_project(
-        &self,
-        _: &Target,
-        _: &str,
-        _: Option<String>,
-    ) -> Result<BuildIdPage, ApiError> {
-        Err(ApiError::new(ErrorKind::Other, None, "not used"))
-    }
-}
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::watcher;
+use support::fake::{FakeCodeBuild, run_with_build};
 
 fn owner(i: usize) -> ObjectRef<CodeBuildRun> {
     ObjectRef::new(&format!("run-{i}")).within("ns")
 }
 
+/// A tracker following one watch cache, with a fake that answers every id IN_PROGRESS.
+fn tracker() -> (
+    Arc<FakeCodeBuild>,
+    Tracker<FakeCodeBuild>,
+    Writer<CodeBuildRun>,
+) {
+    let fake = Arc::new(FakeCodeBuild::default());
+    *fake.answer_any.lock().unwrap() = Some(StatusType::InProgress);
+    let tracker = Tracker::new(fake.clone(), "us-east-1");
+    let (store, writer) = reflector::store();
+    tracker.follow(store);
+    (fake, tracker, writer)
+}
+
+fn watched(writer: &mut Writer<CodeBuildRun>, run: CodeBuildRun) {
+    writer.apply_watcher_event(&watcher::Event::Apply(run));
+}
+
+/// Run `run-<i>` in `ns` with build `id`, recorded as just submitted (no phase yet).
+fn submitted(i: usize, id: &str, region: &str) -> CodeBuildRun {
+    run_with_build(&format!("run-{i}"), "ns", id, "IN_PROGRESS", region)
+}
+
 #[tokio::test]
 async fn one_round_polls_every_build_in_calls_of_at_most_100_per_region() {
-    let fake = Arc::new(Fake::default());
-    let tracker = Tracker::new(fake.clone());
+    let (fake, tracker, mut writer) = tracker();
     for i in 0..250 {
-        tracker.track(&Target::region("us-east-1"), &format!("p:{i}"), owner(i));
+        watched(&mut writer, submitted(i, &format!("p:{i}"), "us-east-1"));
     }
     for i in 0..30 {
-        tracker.track(
-            &Target::region("eu-west-1"),
-            &format!("q:{i}"),
-            owner(1000 + i),
+        watched(
+            &mut writer,
+            submitted(1000 + i, &format!("q:{i}"), "eu-west-1"),
         );
     }
     let stats = tracker.round().await;
     assert_eq!(stats.builds, 280);
     assert_eq!(stats.calls, 4);
-    let mut calls = fake.calls.lock().unwrap().clone();
+    let mut calls = fake.batch_calls.lock().unwrap().clone();
     calls.sort();
     assert_eq!(
         calls,
@@ -109,36 +74,58 @@ async fn one_round_polls_every_build_in_calls_of_at_most_100_per_region() {
 
 #[tokio::test]
 async fn owners_are_triggered_only_when_their_build_changes() {
-    let fake = Arc::new(Fake::default());
-    let tracker = Tracker::new(fake.clone());
+    let (fake, tracker, mut writer) = tracker();
     let mut triggers = tracker.triggers(Some("ns".into()));
-    tracker.track(&Target::region("us-east-1"), "p:1", owner(1));
-    assert_eq!(tracker.round().await.changed, 1);
+    watched(&mut writer, submitted(1, "p:1", "us-east-1"));
+    assert_eq!(
+        tracker.round().await.changed,
+        1,
+        "the build entered phase BUILD"
+    );
     assert_eq!(triggers.next().await, Some(owner(1)));
     assert_eq!(tracker.round().await.changed, 0, "same build, no trigger");
-    *fake.status.lock().unwrap() = StatusType::Succeeded;
+    *fake.answer_any.lock().unwrap() = Some(StatusType::Succeeded);
     assert_eq!(tracker.round().await.changed, 1);
     assert_eq!(triggers.next().await, Some(owner(1)));
     // Finished builds cost nothing: no more calls.
-    let before = fake.calls.lock().unwrap().len();
+    let before = fake.batch_calls.lock().unwrap().len();
     let stats = tracker.round().await;
     assert_eq!((stats.builds, stats.calls), (0, 0));
-    assert_eq!(fake.calls.lock().unwrap().len(), before);
+    assert_eq!(fake.batch_calls.lock().unwrap().len(), before);
     assert_eq!(tracker.in_flight(), 0);
     assert!(
         matches!(tracker.observation("p:1"), Some(Observation::Build(_))),
-        "kept until forgotten"
+        "kept until the run records it"
     );
-    tracker.forget("p:1");
+    // The run mirrors the final build: it leaves the polling set, and the cache.
+    watched(
+        &mut writer,
+        run_with_build("run-1", "ns", "p:1", "SUCCEEDED", "us-east-1"),
+    );
+    tracker.round().await;
     assert_eq!(tracker.observation("p:1"), None);
 }
 
 #[tokio::test]
+async fn a_build_recorded_in_status_is_polled_without_being_registered() {
+    // After a restart or a leader change: whatever the runs record is polled again, and a
+    // build that did not change since it was recorded triggers nothing.
+    let (fake, tracker, mut writer) = tracker();
+    *fake.answer_any.lock().unwrap() = None;
+    let mut run = submitted(1, "p:1", "us-east-1");
+    let recorded = support::fake::build("p:1", StatusType::InProgress, "BUILD", "uid-run-1");
+    run.status.as_mut().unwrap().build = codebuild_operator::convert::build_info(&recorded);
+    fake.builds.lock().unwrap().push(recorded);
+    watched(&mut writer, run);
+    let stats = tracker.round().await;
+    assert_eq!((stats.builds, stats.calls, stats.changed), (1, 1, 0));
+}
+
+#[tokio::test]
 async fn unknown_builds_are_reported_and_not_polled_again() {
-    let fake = Arc::new(Fake::default());
+    let (fake, tracker, mut writer) = tracker();
     fake.missing.lock().unwrap().push("p:gone".into());
-    let tracker = Tracker::new(fake.clone());
-    tracker.track(&Target::region("us-east-1"), "p:gone", owner(1));
+    watched(&mut writer, submitted(1, "p:gone", "us-east-1"));
     tracker.round().await;
     assert_eq!(tracker.observation("p:gone"), Some(Observation::NotFound));
     assert_eq!(tracker.round().await.calls, 0);
@@ -146,14 +133,12 @@ async fn unknown_builds_are_reported_and_not_polled_again() {
 
 #[tokio::test]
 async fn triggers_are_routed_by_namespace() {
-    let fake = Arc::new(Fake::default());
-    let tracker = Tracker::new(fake.clone());
+    let (_fake, tracker, mut writer) = tracker();
     let mut a = tracker.triggers(Some("a".into()));
     let mut all = tracker.triggers(None);
-    tracker.track(
-        &Target::region("us-east-1"),
-        "p:1",
-        ObjectRef::new("x").within("b"),
+    watched(
+        &mut writer,
+        run_with_build("x", "b", "p:1", "IN_PROGRESS", "us-east-1"),
     );
     tracker.round().await;
     assert_eq!(all.next().await.unwrap().namespace.as_deref(), Some("b"));
@@ -163,31 +148,42 @@ async fn triggers_are_routed_by_namespace() {
     );
 }
 
-/// With a trigger limit, at most that many owners are triggered and not yet reconciled; each
-/// reported reconcile lets the next waiting owner through, oldest first.
+/// The next item, if one comes within 100 ms.
+async fn next_soon<S: futures::Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+    tokio::time::timeout(Duration::from_millis(100), s.next())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Paced, at most that many owners are triggered and not yet reconciled; each reported
+/// reconcile lets the next waiting owner through, oldest first.
 #[tokio::test]
 async fn triggers_are_paced_by_reported_reconciles() {
-    let fake = Arc::new(Fake::default());
-    let tracker = Tracker::new(fake.clone()).with_trigger_limit(3);
-    let mut triggers = tracker.triggers(None);
+    let (_fake, tracker, mut writer) = tracker();
+    let (triggers, pace) = paced(tracker.triggers(None), 3, Duration::from_secs(30));
+    let mut triggers = Box::pin(triggers);
     for i in 0..10 {
-        tracker.track(&Target::region("us-east-1"), &format!("p:{i}"), owner(i));
+        watched(&mut writer, submitted(i, &format!("p:{i}"), "us-east-1"));
     }
     assert_eq!(tracker.round().await.changed, 10);
     let mut first = Vec::new();
-    while let Ok(o) = triggers.try_recv() {
+    while let Some(o) = next_soon(&mut triggers).await {
         first.push(o);
     }
     assert_eq!(first.len(), 3, "{first:?}");
-    tracker.reconciled(&first[0]);
-    let next = triggers.try_recv().expect("one more trigger");
-    assert!(!first.contains(&next));
-    assert!(triggers.try_recv().is_err(), "only one slot was freed");
-    for o in first.iter().skip(1).chain([&next]) {
-        tracker.reconciled(o);
+    pace.done(&first[0]);
+    let one_more = next_soon(&mut triggers).await.expect("one more trigger");
+    assert!(!first.contains(&one_more));
+    assert!(
+        next_soon(&mut triggers).await.is_none(),
+        "only one slot was freed"
+    );
+    for o in first.iter().skip(1).chain([&one_more]) {
+        pace.done(o);
     }
     let mut rest = Vec::new();
-    while let Ok(o) = triggers.try_recv() {
+    while let Some(o) = next_soon(&mut triggers).await {
         rest.push(o);
     }
     assert_eq!(rest.len(), 3, "{rest:?}");

@@ -8,8 +8,10 @@
 //! This module holds types and schema only; it does no I/O.
 
 mod artifacts;
+mod build_state;
 mod cache_logs;
 mod environment;
+pub mod names;
 mod options;
 mod policy;
 mod schema;
@@ -18,8 +20,10 @@ mod spec;
 mod status;
 
 pub use artifacts::*;
+pub use build_state::FINAL_BUILD_STATUSES;
 pub use cache_logs::*;
 pub use environment::*;
+pub use names::{FIELD_MANAGER, FINALIZER, MARKER_ENV_VAR, START_ATTEMPT_ANNOTATION};
 pub use options::*;
 pub use policy::*;
 pub use source::*;
@@ -28,14 +32,6 @@ pub use status::*;
 
 /// The API group of every kind this operator serves.
 pub const GROUP: &str = "codebuild.operator.dev";
-/// The finalizer that keeps a run until its build is stopped (or deliberately left running).
-pub const FINALIZER: &str = "codebuild.operator.dev/stop-build";
-/// The annotation that records a StartBuild attempt before the call is made (a JSON
-/// `StartAttempt`), written together with the finalizer; `status.startAttempt` mirrors it.
-pub const START_ATTEMPT_ANNOTATION: &str = "codebuild.operator.dev/start-attempt";
-/// The environment variable the operator adds to every build it starts, carrying the
-/// object's uid, so a build can be traced back to its run (and found after a crash).
-pub const MARKER_ENV_VAR: &str = "CODEBUILD_OPERATOR_RUN_UID";
 
 /// Declares a string enumeration of the CodeBuild API: serde names and the schema's `enum`
 /// are the API's values, and `as_str` gives the wire value for the SDK.

@@ -24,10 +24,10 @@ pub struct CodeBuildRunStatus {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 
-    /// The StartBuild attempt. It is recorded before StartBuild is called, in the
-    /// annotation `codebuild.operator.dev/start-attempt` (written with the finalizer, in one
-    /// write), so that a crash at any instant can never lead to a second build; this field
-    /// mirrors it once the build id is written.
+    /// The StartBuild attempt, recorded here by the operator before StartBuild is called
+    /// (with the Starting conditions, then the finalizer), so that a crash at any instant
+    /// can never lead to a second build. Only the operator writes status: the Region and
+    /// role recorded here are those every later call for this run uses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_attempt: Option<StartAttempt>,
 

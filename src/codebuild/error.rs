@@ -11,6 +11,8 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use crate::api::names::reason;
+
 /// What went wrong, as far as retrying is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -36,14 +38,14 @@ impl ErrorKind {
     /// The category string: Event reason and metric label.
     pub fn category(&self) -> &'static str {
         match self {
-            ErrorKind::InvalidInput => "InvalidInput",
-            ErrorKind::AccessDenied => "AccessDenied",
-            ErrorKind::ProjectNotFound => "ProjectNotFound",
-            ErrorKind::AccountLimitExceeded => "AccountLimitExceeded",
-            ErrorKind::Throttled => "Throttled",
-            ErrorKind::ServiceUnavailable => "ServiceUnavailable",
-            ErrorKind::Network => "NetworkError",
-            ErrorKind::Other => "AwsError",
+            ErrorKind::InvalidInput => reason::INVALID_INPUT,
+            ErrorKind::AccessDenied => reason::ACCESS_DENIED,
+            ErrorKind::ProjectNotFound => reason::PROJECT_NOT_FOUND,
+            ErrorKind::AccountLimitExceeded => reason::ACCOUNT_LIMIT_EXCEEDED,
+            ErrorKind::Throttled => reason::THROTTLED,
+            ErrorKind::ServiceUnavailable => reason::SERVICE_UNAVAILABLE,
+            ErrorKind::Network => reason::NETWORK_ERROR,
+            ErrorKind::Other => reason::AWS_ERROR,
         }
     }
 

@@ -3,6 +3,10 @@
 
 use std::fmt;
 
+use kube::ResourceExt;
+
+use crate::api::{CodeBuildRun, StartAttempt};
+
 /// An IAM role assumed (STS AssumeRole) for the runs of one namespace.
 ///
 /// Credentials are cached per role and namespace: the session name and the session tag
@@ -39,6 +43,32 @@ impl Target {
             region: region.into(),
             role,
         }
+    }
+
+    /// Where the calls for `run` go: see [`Target::of_attempt`].
+    pub fn for_run(run: &CodeBuildRun, default_region: &str) -> Target {
+        let attempt = run.status.as_ref().and_then(|s| s.start_attempt.as_ref());
+        let region = run.spec.options().region;
+        Target::of_attempt(
+            attempt,
+            &run.namespace().unwrap_or_default(),
+            region.as_deref().unwrap_or(default_region),
+        )
+    }
+
+    /// Where the calls for a run of `namespace` go: the Region and role of its recorded
+    /// start `attempt` (written by the operator to status before StartBuild, so a later
+    /// policy change cannot move a started build to another identity), else `run_region`
+    /// with the operator's own identity.
+    pub fn of_attempt(attempt: Option<&StartAttempt>, namespace: &str, run_region: &str) -> Target {
+        let Some(attempt) = attempt else {
+            return Target::region(run_region);
+        };
+        let role = attempt.role_arn.clone().map(|role_arn| AssumedRole {
+            role_arn,
+            namespace: namespace.to_owned(),
+        });
+        Target::with_role(attempt.region.clone(), role)
     }
 }
 

@@ -1,84 +1,42 @@
-//! The claim: the one metadata write that makes a run the operator's before StartBuild.
+//! The claim: what the operator writes before StartBuild, and how it lets go (pure: these
+//! functions build patches and read objects; the reconcile sends them).
 //!
-//! A run is claimed with a single merge patch that adds the finalizer (so a delete during
-//! the start is seen) and the start attempt as the annotation [`START_ATTEMPT_ANNOTATION`]
-//! (token, time, Region, role: what a restart needs to avoid a second build). The patch
-//! carries the `resourceVersion` the decision was made on, so it fails with a conflict if
-//! the object changed in between. `status.startAttempt` mirrors the annotation once the
-//! status is written; the annotation is read first because it is written first.
+//! A run is claimed in two writes, in this order:
+//! 1. its status: the start attempt (token, time, Region, policy and role) and the
+//!    `Starting` conditions, carrying the `resourceVersion` the decision was made on (a
+//!    conflict means someone else moved first). Status is the operator's alone (tenants get
+//!    no write access to `codebuildruns/status`), so the attempt a restart reads back is
+//!    one the operator wrote, and kstatus reads the run as in progress from this first
+//!    write on;
+//! 2. the finalizer, so a delete during the start is seen and stops the build.
 //!
-//! Pure: these functions build patches and read objects; the reconcile sends them.
+//! Then StartBuild, then the build id in status. The finalizer is released by a JSON patch
+//! that tests its index first.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::collections::BTreeSet;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
-use crate::api::{CodeBuildRun, FINALIZER, START_ATTEMPT_ANNOTATION, StartAttempt};
+use crate::api::{CodeBuildRun, FIELD_MANAGER, FINALIZER, START_ATTEMPT_ANNOTATION};
 
 /// Whether the run carries the operator's finalizer.
 pub fn has_finalizer(run: &CodeBuildRun) -> bool {
     run.finalizers().iter().any(|f| f == FINALIZER)
 }
 
-/// The start attempt recorded for the run: the annotation (written before StartBuild),
-/// else `status.startAttempt` (its mirror, and where runs claimed before the annotation
-/// existed keep it).
-///
-/// An annotation that no longer parses (edited by hand) still means a StartBuild may have
-/// been sent: it reads as an attempt with the run's own token (`fallback_token`) and Region
-/// (`fallback_region`) at the run's creation, so the start goes on with the same token inside
-/// the token's window and searches before starting past it, never straight to a second
-/// build. (The role such an attempt was made with is then only known from the status mirror.)
-pub fn recorded_attempt(
-    run: &CodeBuildRun,
-    fallback_token: &str,
-    fallback_region: &str,
-) -> Option<StartAttempt> {
-    let mirror = run.status.as_ref().and_then(|s| s.start_attempt.clone());
-    let Some(raw) = run.annotations().get(START_ATTEMPT_ANNOTATION) else {
-        return mirror;
-    };
-    serde_json::from_str(raw).ok().or_else(|| {
-        let (region, role_arn, policy) = match mirror {
-            Some(a) => (a.region, a.role_arn, a.policy),
-            None => (fallback_region.to_owned(), None, None),
-        };
-        Some(StartAttempt {
-            idempotency_token: fallback_token.to_owned(),
-            time: run
-                .metadata
-                .creation_timestamp
-                .clone()
-                .unwrap_or(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
-            region,
-            role_arn,
-            policy,
-        })
-    })
-}
-
-/// The merge patch that claims `run`: the finalizer when it is missing, the attempt when
-/// one is given, and the `resourceVersion` it was decided on (a conflict if it changed).
-/// None when there is nothing to write.
-pub fn claim_patch(run: &CodeBuildRun, attempt: Option<&StartAttempt>) -> Option<Value> {
-    let mut metadata = serde_json::Map::new();
-    if !has_finalizer(run) {
-        let mut finalizers = run.finalizers().to_vec();
-        finalizers.push(FINALIZER.to_owned());
-        metadata.insert("finalizers".into(), json!(finalizers));
-    }
-    if let Some(attempt) = attempt {
-        let value = serde_json::to_string(attempt).expect("a StartAttempt serializes");
-        metadata.insert(
-            "annotations".into(),
-            json!({ START_ATTEMPT_ANNOTATION: value }),
-        );
-    }
-    if metadata.is_empty() {
+/// The merge patch that adds the finalizer, carrying the `resourceVersion` it was decided
+/// on (a conflict if the object changed). None when the run has it.
+pub fn finalizer_patch(run: &CodeBuildRun) -> Option<Value> {
+    if has_finalizer(run) {
         return None;
     }
-    metadata.insert("resourceVersion".into(), json!(run.resource_version()));
-    Some(json!({ "metadata": metadata }))
+    let mut finalizers = run.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_owned());
+    Some(json!({
+        "metadata": {"finalizers": finalizers, "resourceVersion": run.resource_version()}
+    }))
 }
 
 /// The JSON patch that removes the operator's finalizer, testing first that it is still at
@@ -91,6 +49,61 @@ pub fn release_patch(run: &CodeBuildRun) -> Option<Value> {
         {"op": "test", "path": path, "value": FINALIZER},
         {"op": "remove", "path": path},
     ]))
+}
+
+/// A start attempt in the annotation earlier versions of the operator wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegacyAttempt {
+    /// When a StartBuild may have been sent at the earliest: the run's creation.
+    pub since: Time,
+    /// The field managers that wrote the annotation (from `managedFields`), when any
+    /// other than the operator did. Informational only: managedFields can be written by
+    /// the same users who can write the annotation.
+    pub written_by_others: Vec<String>,
+}
+
+/// The legacy start-attempt annotation of `run`, when it has one and status records no
+/// attempt. It is never used for its token, Region or role (any user who can create a run
+/// can write it): it only makes the operator search for a build before starting one.
+pub fn legacy_attempt(run: &CodeBuildRun) -> Option<LegacyAttempt> {
+    let mirrored = run
+        .status
+        .as_ref()
+        .is_some_and(|s| s.start_attempt.is_some());
+    if mirrored || !run.annotations().contains_key(START_ATTEMPT_ANNOTATION) {
+        return None;
+    }
+    let since = run
+        .metadata
+        .creation_timestamp
+        .clone()
+        .unwrap_or(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+    Some(LegacyAttempt {
+        since,
+        written_by_others: annotation_writers(run.metadata.managed_fields.as_deref())
+            .into_iter()
+            .filter(|m| m != FIELD_MANAGER)
+            .collect(),
+    })
+}
+
+/// The managers whose `managedFields` entries own the start-attempt annotation.
+fn annotation_writers(entries: Option<&[ManagedFieldsEntry]>) -> Vec<String> {
+    let key = format!("f:{START_ATTEMPT_ANNOTATION}");
+    let mut writers = BTreeSet::new();
+    for entry in entries.unwrap_or_default() {
+        let owns = entry
+            .fields_v1
+            .as_ref()
+            .and_then(|f| f.0.pointer("/f:metadata/f:annotations"))
+            .and_then(Value::as_object)
+            .is_some_and(|annotations| annotations.contains_key(&key));
+        if owns {
+            let manager = entry.manager.clone().unwrap_or_default();
+            writers.insert(manager);
+        }
+    }
+    writers.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -110,75 +123,17 @@ mod tests {
         .unwrap()
     }
 
-    fn attempt(token: &str, time: &str) -> StartAttempt {
-        serde_json::from_value(
-            json!({"idempotencyToken": token, "time": time, "region": "eu-west-1"}),
-        )
-        .unwrap()
-    }
-
     #[test]
-    fn a_new_run_is_claimed_with_finalizer_attempt_and_its_resource_version() {
+    fn the_finalizer_is_added_once_with_the_resource_version() {
         let r = run(json!({"finalizers": ["other/keep"]}), Value::Null);
-        let a = attempt("tok", "2026-12-01T10:00:01Z");
-        let patch = claim_patch(&r, Some(&a)).unwrap();
+        let patch = finalizer_patch(&r).unwrap();
         assert_eq!(
             patch["metadata"]["finalizers"],
             json!(["other/keep", FINALIZER])
         );
         assert_eq!(patch["metadata"]["resourceVersion"], "7");
-        let recorded: StartAttempt = serde_json::from_str(
-            patch["metadata"]["annotations"][START_ATTEMPT_ANNOTATION]
-                .as_str()
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(recorded, a);
-    }
-
-    #[test]
-    fn a_claimed_run_gets_only_what_it_lacks() {
-        let r = run(json!({"finalizers": [FINALIZER]}), Value::Null);
-        assert_eq!(claim_patch(&r, None), None);
-        let a = attempt("tok", "2026-12-01T10:00:01Z");
-        let patch = claim_patch(&r, Some(&a)).unwrap();
-        assert!(patch["metadata"].get("finalizers").is_none(), "{patch}");
-        let r = run(json!({}), Value::Null);
-        let patch = claim_patch(&r, None).unwrap();
-        assert_eq!(patch["metadata"]["finalizers"], json!([FINALIZER]));
-        assert!(patch["metadata"].get("annotations").is_none(), "{patch}");
-    }
-
-    #[test]
-    fn the_annotation_is_read_before_the_status_mirror() {
-        let newer = attempt("tok", "2026-12-01T10:09:00Z");
-        let older = json!({"startAttempt": {"idempotencyToken": "tok", "time": "2026-12-01T10:00:01Z", "region": "eu-west-1"}});
-        let annotated = json!({"annotations": {
-            START_ATTEMPT_ANNOTATION: serde_json::to_string(&newer).unwrap()}});
-        assert_eq!(
-            recorded_attempt(&run(annotated, older.clone()), "x", "us-east-1"),
-            Some(newer)
-        );
-        assert_eq!(
-            recorded_attempt(&run(json!({}), older), "x", "us-east-1"),
-            Some(attempt("tok", "2026-12-01T10:00:01Z"))
-        );
-        assert_eq!(
-            recorded_attempt(&run(json!({}), Value::Null), "x", "us-east-1"),
-            None
-        );
-    }
-
-    #[test]
-    fn an_unreadable_annotation_still_counts_as_an_attempt_since_creation() {
-        let r = run(
-            json!({"annotations": {START_ATTEMPT_ANNOTATION: "edited by hand"}}),
-            Value::Null,
-        );
-        let a = recorded_attempt(&r, "codebuild-operator-u", "us-east-1").unwrap();
-        assert_eq!(a.idempotency_token, "codebuild-operator-u");
-        assert_eq!(a.region, "us-east-1");
-        assert_eq!(a.time.0.to_string(), "2026-12-01T10:00:00Z");
+        let claimed = run(json!({"finalizers": [FINALIZER]}), Value::Null);
+        assert_eq!(finalizer_patch(&claimed), None);
     }
 
     #[test]
@@ -192,5 +147,37 @@ mod tests {
             ])
         );
         assert_eq!(release_patch(&run(json!({}), Value::Null)), None);
+    }
+
+    fn owned_by(manager: &str) -> Value {
+        json!({"manager": manager, "operation": "Update", "apiVersion": "codebuild.operator.dev/v1alpha1",
+               "fieldsType": "FieldsV1",
+               "fieldsV1": {"f:metadata": {"f:annotations": {
+                   format!("f:{START_ATTEMPT_ANNOTATION}"): {}}}}})
+    }
+
+    #[test]
+    fn a_legacy_annotation_counts_only_while_status_records_no_attempt() {
+        let annotated = json!({"annotations": {START_ATTEMPT_ANNOTATION: "{}"},
+                               "managedFields": [owned_by(FIELD_MANAGER)]});
+        let legacy = legacy_attempt(&run(annotated.clone(), Value::Null)).unwrap();
+        assert_eq!(legacy.since.0.to_string(), "2026-12-01T10:00:00Z");
+        assert!(legacy.written_by_others.is_empty());
+        let attempt = json!({"startAttempt": {"idempotencyToken": "t",
+            "time": "2026-12-01T10:00:01Z", "region": "us-east-1"}});
+        assert_eq!(legacy_attempt(&run(annotated, attempt)), None);
+        assert_eq!(legacy_attempt(&run(json!({}), Value::Null)), None);
+    }
+
+    #[test]
+    fn a_legacy_annotation_names_who_else_wrote_it() {
+        let forged = json!({"annotations": {START_ATTEMPT_ANNOTATION: "{}"},
+                            "managedFields": [owned_by("kubectl-client-side-apply"), owned_by(FIELD_MANAGER)]});
+        assert_eq!(
+            legacy_attempt(&run(forged, Value::Null))
+                .unwrap()
+                .written_by_others,
+            vec!["kubectl-client-side-apply".to_owned()]
+        );
     }
 }

@@ -10,14 +10,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-/// Condition types.
-pub const SUCCEEDED: &str = "Succeeded";
-/// Condition types.
-pub const READY: &str = "Ready";
-/// Condition types.
-pub const RECONCILING: &str = "Reconciling";
-/// Condition types.
-pub const STALLED: &str = "Stalled";
+pub use crate::api::names::condition::{READY, RECONCILING, STALLED, SUCCEEDED};
+use crate::api::names::reason;
 
 /// Where a run stands, as far as its conditions are concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +24,17 @@ pub enum Progress {
     /// The run ended without success (build FAILED, FAULT, TIMED_OUT, STOPPED, or a
     /// permanent error). `reason` is the build status or the error category.
     Failed { reason: String, message: String },
+}
+
+impl Progress {
+    /// What the run is doing, in words.
+    pub fn message(&self) -> &str {
+        match self {
+            Progress::InProgress { message, .. }
+            | Progress::Succeeded { message }
+            | Progress::Failed { message, .. } => message,
+        }
+    }
 }
 
 /// The four conditions for `progress`, keeping `lastTransitionTime` of `previous`
@@ -45,18 +50,18 @@ pub fn conditions(
             ("Unknown", reason.as_str(), message.as_str()),
             ("False", reason.as_str(), message.as_str()),
             ("True", reason.as_str(), message.as_str()),
-            ("False", "NotStalled", ""),
+            ("False", reason::NOT_STALLED, ""),
         ),
         Progress::Succeeded { message } => (
-            ("True", "SUCCEEDED", message.as_str()),
-            ("True", "SUCCEEDED", message.as_str()),
-            ("False", "Finished", ""),
-            ("False", "NotStalled", ""),
+            ("True", reason::SUCCEEDED, message.as_str()),
+            ("True", reason::SUCCEEDED, message.as_str()),
+            ("False", reason::FINISHED, ""),
+            ("False", reason::NOT_STALLED, ""),
         ),
         Progress::Failed { reason, message } => (
             ("False", reason.as_str(), message.as_str()),
             ("False", reason.as_str(), message.as_str()),
-            ("False", "Finished", ""),
+            ("False", reason::FINISHED, ""),
             ("True", reason.as_str(), message.as_str()),
         ),
     };
@@ -96,7 +101,7 @@ fn condition_reason(reason: &str) -> String {
         .trim_start_matches(|c: char| !c.is_ascii_alphabetic())
         .trim_end_matches([',', ':']);
     if trimmed.is_empty() {
-        "Unknown".to_owned()
+        reason::UNKNOWN.to_owned()
     } else {
         trimmed.to_owned()
     }

@@ -1,7 +1,7 @@
 //! What every reconcile shares.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use kube::Client;
@@ -9,29 +9,21 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
 use rand::Rng;
 
+use super::Settings;
 use crate::api::CodeBuildRun;
 use crate::codebuild::{BuildApi, ErrorKind};
 use crate::metrics::Metrics;
 use crate::policy::Policies;
-use crate::tracker::Tracker;
-
-/// Operator settings that reconcile needs.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// The region of runs that do not name one.
-    pub default_region: String,
-    /// How long CodeBuild honours an idempotency token.
-    pub token_window: Duration,
-}
+use crate::tracker::BuildCache;
 
 /// Shared state of the controller.
 pub struct Context<B> {
     /// The Kubernetes client.
-    pub client: Client,
+    pub kube: Client,
     /// CodeBuild.
-    pub api: Arc<B>,
-    /// The build tracker.
-    pub tracker: Tracker<B>,
+    pub codebuild: Arc<B>,
+    /// The tracker's latest observation of every tracked build.
+    pub builds: BuildCache,
     /// Publishes Events.
     pub recorder: Recorder,
     /// Settings.
@@ -46,16 +38,16 @@ pub struct Context<B> {
 impl<B: BuildApi> Context<B> {
     /// A context.
     pub fn new(
-        client: Client,
-        api: Arc<B>,
-        tracker: Tracker<B>,
+        kube: Client,
+        codebuild: Arc<B>,
+        builds: BuildCache,
         recorder: Recorder,
         settings: Settings,
     ) -> Self {
         Context {
-            client,
-            api,
-            tracker,
+            kube,
+            codebuild,
+            builds,
             recorder,
             settings,
             metrics: Arc::default(),
@@ -76,12 +68,18 @@ impl<B: BuildApi> Context<B> {
         self
     }
 
-    /// The delay before retrying `obj` after another failure: exponential with jitter,
-    /// slow and capped for a missing project.
-    pub fn backoff(&self, obj: &ObjectRef<CodeBuildRun>, kind: Option<ErrorKind>) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Counts one more failure of `obj` in a row; returns how many there were.
+    pub fn failed(&self, obj: &ObjectRef<CodeBuildRun>) -> u32 {
+        let mut failures = self.failures();
         let n = failures.entry(obj.clone()).or_insert(0);
         *n = n.saturating_add(1);
+        *n
+    }
+
+    /// The delay before retrying `obj` after its failures in a row: exponential with
+    /// jitter, slow and capped for a missing project or an account limit.
+    pub fn backoff(&self, obj: &ObjectRef<CodeBuildRun>, kind: Option<ErrorKind>) -> Duration {
+        let n = self.failures().get(obj).copied().unwrap_or(1).max(1);
         let (base, cap) = match kind {
             Some(ErrorKind::ProjectNotFound) => (Duration::from_secs(5), Duration::from_secs(300)),
             Some(ErrorKind::AccountLimitExceeded) => {
@@ -89,16 +87,17 @@ impl<B: BuildApi> Context<B> {
             }
             _ => (Duration::from_millis(500), Duration::from_secs(300)),
         };
-        let exp = base.saturating_mul(1u32 << (*n - 1).min(16)).min(cap);
+        let exp = base.saturating_mul(1u32 << (n - 1).min(16)).min(cap);
         let jitter = rand::rng().random_range(0.8..1.2);
         exp.mul_f64(jitter)
     }
 
-    /// Forget the failures of `obj` after a reconcile that went through.
+    /// Forgets the failures of `obj` after a reconcile that went through.
     pub fn succeeded(&self, obj: &ObjectRef<CodeBuildRun>) {
-        self.failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(obj);
+        self.failures().remove(obj);
+    }
+
+    fn failures(&self) -> MutexGuard<'_, HashMap<ObjectRef<CodeBuildRun>, u32>> {
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

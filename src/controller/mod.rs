@@ -1,9 +1,12 @@
 //! The CodeBuildRun controller.
 //!
-//! `reconcile` is thin I/O around the pure decisions in `plan` and `conditions`; `claim`
-//! builds the one write that takes a run before StartBuild; `recovery` finds a build whose
-//! StartBuild answer was lost; `run` wires the kube-runtime Controller, the tracker and
-//! graceful shutdown together.
+//! - `plan`: what to do next with a run (pure: start, follow, cleanup, progress);
+//! - `conditions`: the four conditions of a run (pure);
+//! - `claim`: the patches that claim and release a run (pure);
+//! - `reconcile`: carries the plan out (writes, Events, CodeBuild calls), with one road
+//!   for every failure;
+//! - `recovery`: finds the build of a lost StartBuild answer;
+//! - `run`: wiring (startup, leader election, one Controller per namespace, the tracker).
 
 mod claim;
 pub mod conditions;
@@ -13,11 +16,10 @@ pub mod plan;
 mod reconcile;
 mod recovery;
 mod run;
+mod settings;
 
-pub use context::{Context, Settings};
+pub use context::Context;
 pub use error::Error;
 pub use reconcile::{error_policy, reconcile};
-pub use run::{Clients, run, run_with};
-
-/// The field manager of every write the operator makes.
-pub const FIELD_MANAGER: &str = "codebuild-operator";
+pub use run::{Clients, Wiring, run, run_with};
+pub use settings::{OperatorSettings, Settings};

@@ -27,6 +27,11 @@
 //! condition [`UPDATE_CONDITION`]), so an operator's finalizer patch, a label, or
 //! `spec.operator.stop` on a run that was allowed when it was created is never refused
 //! because a policy changed since.
+//!
+//! A second validation refuses any CREATE or UPDATE that sets or changes the start-attempt
+//! annotation earlier versions of the operator wrote ([`START_ATTEMPT_ANNOTATION`]): the
+//! operator keeps attempts in status now, and nobody may plant one the operator might read
+//! (it never trusts one for more than a reason to search, but it says so loudly).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -37,12 +42,13 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::Expression;
 use serde_json::Value;
 
 use super::evaluate::{self, VALUE_RULES};
 use super::glob;
-use crate::api::{CodeBuildRunPolicy, GROUP, override_members};
-use crate::controller::FIELD_MANAGER;
+use crate::api::FIELD_MANAGER;
+use crate::api::{CodeBuildRunPolicy, GROUP, START_ATTEMPT_ANNOTATION, override_members};
 
 /// The version and resource the admission policy checks (in [`GROUP`]).
 const VERSION: &str = "v1alpha1";
@@ -51,7 +57,12 @@ const RESOURCE: &str = "codebuildruns";
 
 /// The name of the match condition that lets UPDATEs through when they change nothing the
 /// decision depends on.
-pub const UPDATE_CONDITION: &str = "create-or-start-build-request-changed";
+pub const UPDATE_CONDITION: &str = "create-or-checked-fields-changed";
+
+/// The message of a refused start-attempt annotation.
+pub const ANNOTATION_MESSAGE: &str = "the annotation codebuild.operator.dev/start-attempt \
+                                      belongs to the operator: a CodeBuildRun may not set or \
+                                      change it";
 
 /// The message when the CEL message cannot be used (the apiserver falls back to it when the
 /// computed message fails, is longer than it allows, or holds a line break).
@@ -74,8 +85,9 @@ const VALUE_HOLE: &str = "\u{0}value\u{0}";
 
 /// The admission policy `name` that refuses a CodeBuildRun (CREATE, and UPDATEs that change
 /// the StartBuild request) exactly when [`evaluate::evaluate`] with `policies` would, with
-/// the same message. Runs that name no Region are checked against `default_region`.
-/// Deterministic: the same policies, in any order, give the same object.
+/// the same message, and refuses the start-attempt annotation. Runs that name no Region are
+/// checked against `default_region`. Deterministic: the same policies, in any order, give
+/// the same object.
 pub fn render(
     name: &str,
     policies: &[&CodeBuildRunPolicy],
@@ -83,103 +95,41 @@ pub fn render(
 ) -> ValidatingAdmissionPolicy {
     let mut sorted: Vec<&CodeBuildRunPolicy> = policies.to_vec();
     sorted.sort_by(|a, b| policy_name(a).cmp(policy_name(b)));
-    let members = override_members();
-
-    let mut variables = vec![
-        variable("region", region_of("object", default_region)),
-        variable(
-            "labels",
-            "has(namespaceObject.metadata.labels) ? namespaceObject.metadata.labels : {}".into(),
-        ),
-        variable(
-            "used",
-            format!(
-                "{}.filter(m, m in object.spec && object.spec[m] != null)",
-                list(members.iter().map(|m| cel_string(m)))
-            ),
-        ),
-    ];
+    let request_changed = update_condition(&override_members(), default_region);
+    let annotation_changed = annotation_changed();
+    let mut variables = run_variables(&request_changed, default_region);
     for (i, policy) in sorted.iter().enumerate() {
         variables.extend(policy_variables(i, policy));
     }
-    let selecting = list(sorted.iter().enumerate().map(|(i, p)| {
-        format!(
-            "variables.p{i}_selects ? {} : \"\"",
-            cel_string(policy_name(p))
-        )
-    }));
-    variables.push(variable(
-        "selecting",
-        format!("{selecting}.filter(n, n != \"\")"),
-    ));
-    variables.push(variable(
-        "anyCovers",
-        any((0..sorted.len()).map(|i| format!("variables.p{i}_covers"))),
-    ));
-    variables.push(variable(
-        "allowed",
-        any((0..sorted.len())
-            .map(|i| format!("(variables.p{i}_covers && size(variables.p{i}_gaps) == 0)"))),
-    ));
-    // The gaps of every covering policy: each is refused (else the run is allowed), so
-    // each text is non-empty. A flat list, not a chain of `+`: no deep nesting however
-    // many policies there are.
-    let gaps = list(
-        (0..sorted.len())
-            .map(|i| format!("variables.p{i}_covers ? variables.p{i}_gaps.join(\"; \") : \"\"")),
-    );
-    variables.push(variable(
-        "gapText",
-        if sorted.is_empty() {
-            "\"\"".into()
-        } else {
-            format!("{gaps}.filter(g, g != \"\").join(\"; \")")
+    variables.extend(combined_variables(&sorted));
+    let validations = vec![
+        Validation {
+            expression: "!variables.requestChanged || variables.allowed".into(),
+            message: Some(FALLBACK_MESSAGE.into()),
+            message_expression: Some(refusal_message(sorted.is_empty())),
+            reason: Some("Forbidden".into()),
         },
-    ));
-
-    let holes = |extra: Option<(&'static str, &str)>| {
-        let mut h = vec![
-            (NAMESPACE_HOLE, "request.namespace".to_owned()),
-            (PROJECT_HOLE, "object.spec.projectName".to_owned()),
-            (REGION_HOLE, "variables.region".to_owned()),
-        ];
-        h.extend(extra.map(|(k, v)| (k, v.to_owned())));
-        h
+        Validation {
+            expression: format!("!({annotation_changed})"),
+            message: Some(ANNOTATION_MESSAGE.into()),
+            message_expression: None,
+            reason: Some("Forbidden".into()),
+        },
+    ];
+    let matching = MatchCondition {
+        name: UPDATE_CONDITION.into(),
+        expression: format!("({request_changed}) || ({annotation_changed})"),
     };
-    let no_namespace = template(
-        &evaluate::no_policy_for_namespace(NAMESPACE_HOLE),
-        &holes(None),
-    );
-    let no_project = template(
-        &evaluate::no_policy_for_project(
-            NAMESPACE_HOLE,
-            PROJECT_HOLE,
-            REGION_HOLE,
-            &[POLICIES_HOLE],
-        ),
-        &holes(Some((
-            POLICIES_HOLE,
-            if sorted.is_empty() {
-                "\"\""
-            } else {
-                "variables.selecting.join(\", \")"
-            },
-        ))),
-    );
-    let refused = template(
-        &evaluate::overrides_refused(
-            NAMESPACE_HOLE,
-            PROJECT_HOLE,
-            REGION_HOLE,
-            &[GAPS_HOLE.to_owned()],
-        ),
-        &holes(Some((GAPS_HOLE, "variables.gapText"))),
-    );
-    let message = format!(
-        "size(variables.selecting) == 0 ? {no_namespace} : (!variables.anyCovers ? {no_project} \
-         : {refused})"
-    );
+    admission_policy(name, matching, variables, validations)
+}
 
+/// The object around the rendered CEL: CodeBuildRun CREATEs and UPDATEs (never status).
+fn admission_policy(
+    name: &str,
+    matching: MatchCondition,
+    variables: Vec<Variable>,
+    validations: Vec<Validation>,
+) -> ValidatingAdmissionPolicy {
     ValidatingAdmissionPolicy {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
@@ -202,32 +152,122 @@ pub fn render(
                 }]),
                 ..Default::default()
             }),
-            match_conditions: Some(vec![MatchCondition {
-                name: UPDATE_CONDITION.into(),
-                expression: update_condition(&members, default_region),
-            }]),
+            match_conditions: Some(vec![matching]),
             variables: Some(variables),
-            validations: Some(vec![Validation {
-                expression: "variables.allowed".into(),
-                message: Some(FALLBACK_MESSAGE.into()),
-                message_expression: Some(message),
-                reason: Some("Forbidden".into()),
-            }]),
+            validations: Some(validations),
             ..Default::default()
         }),
         status: None,
     }
 }
 
+/// What every decision reads of the request: whether it changed what the decision depends
+/// on, the Region, the namespace's labels, the members set.
+fn run_variables(request_changed: &str, default_region: &str) -> Vec<Variable> {
+    vec![
+        variable("requestChanged", request_changed.to_owned()),
+        variable("region", region_of("object", default_region)),
+        variable(
+            "labels",
+            "has(namespaceObject.metadata.labels) ? namespaceObject.metadata.labels : {}".into(),
+        ),
+        variable(
+            "used",
+            format!(
+                "{}.filter(m, m in object.spec && object.spec[m] != null)",
+                list(override_members().iter().map(|m| cel_string(m)))
+            ),
+        ),
+    ]
+}
+
+/// The verdict over all (sorted) policies: which select the namespace, whether any covers
+/// the project and Region, whether one allows the whole run, and the gaps of the others.
+fn combined_variables(sorted: &[&CodeBuildRunPolicy]) -> Vec<Variable> {
+    let selecting = list(sorted.iter().enumerate().map(|(i, p)| {
+        format!(
+            "variables.p{i}_selects ? {} : \"\"",
+            cel_string(policy_name(p))
+        )
+    }));
+    // The gaps of every covering policy: each is refused (else the run is allowed), so
+    // each text is non-empty. A flat list, not a chain of `+`: no deep nesting however
+    // many policies there are.
+    let gaps = list(
+        (0..sorted.len())
+            .map(|i| format!("variables.p{i}_covers ? variables.p{i}_gaps.join(\"; \") : \"\"")),
+    );
+    vec![
+        variable("selecting", format!("{selecting}.filter(n, n != \"\")")),
+        variable(
+            "anyCovers",
+            any((0..sorted.len()).map(|i| format!("variables.p{i}_covers"))),
+        ),
+        variable(
+            "allowed",
+            any((0..sorted.len())
+                .map(|i| format!("(variables.p{i}_covers && size(variables.p{i}_gaps) == 0)"))),
+        ),
+        variable(
+            "gapText",
+            if sorted.is_empty() {
+                "\"\"".into()
+            } else {
+                format!("{gaps}.filter(g, g != \"\").join(\"; \")")
+            },
+        ),
+    ]
+}
+
+/// The refusal, in `evaluate`'s words: no policy for the namespace, none for the project
+/// and Region, or the gaps of every covering policy.
+fn refusal_message(no_policies: bool) -> String {
+    let holes = |extra: Option<(&'static str, &str)>| {
+        let mut h = vec![
+            (NAMESPACE_HOLE, "request.namespace".to_owned()),
+            (PROJECT_HOLE, "object.spec.projectName".to_owned()),
+            (REGION_HOLE, "variables.region".to_owned()),
+        ];
+        h.extend(extra.map(|(k, v)| (k, v.to_owned())));
+        h
+    };
+    let no_namespace = template(
+        &evaluate::no_policy_for_namespace(NAMESPACE_HOLE),
+        &holes(None),
+    );
+    let selecting = if no_policies {
+        "\"\""
+    } else {
+        "variables.selecting.join(\", \")"
+    };
+    let no_project = template(
+        &evaluate::no_policy_for_project(
+            NAMESPACE_HOLE,
+            PROJECT_HOLE,
+            REGION_HOLE,
+            &[POLICIES_HOLE],
+        ),
+        &holes(Some((POLICIES_HOLE, selecting))),
+    );
+    let refused = template(
+        &evaluate::overrides_refused(
+            NAMESPACE_HOLE,
+            PROJECT_HOLE,
+            REGION_HOLE,
+            &[GAPS_HOLE.to_owned()],
+        ),
+        &holes(Some((GAPS_HOLE, "variables.gapText"))),
+    );
+    format!(
+        "size(variables.selecting) == 0 ? {no_namespace} : (!variables.anyCovers ? {no_project} \
+         : {refused})"
+    )
+}
+
 /// The variables of the policy at index `i`: selects, covers, (the first refused secondary
 /// source, when constrained), gaps.
 fn policy_variables(i: usize, policy: &CodeBuildRunPolicy) -> Vec<Variable> {
-    let name = policy_name(policy);
     let spec = &policy.spec;
-    let mut out = vec![variable(
-        &format!("p{i}_selects"),
-        selector(&spec.namespace_selector),
-    )];
     let mut covers = format!(
         "variables.p{i}_selects && {}",
         any_matches(&spec.projects, "object.spec.projectName")
@@ -236,23 +276,25 @@ fn policy_variables(i: usize, policy: &CodeBuildRunPolicy) -> Vec<Variable> {
     if let Some(regions) = spec.regions.as_deref() {
         let _ = write!(covers, " && {}", any_matches(regions, "variables.region"));
     }
-    out.push(variable(&format!("p{i}_covers"), covers));
+    let mut out = vec![
+        variable(&format!("p{i}_selects"), selector(&spec.namespace_selector)),
+        variable(&format!("p{i}_covers"), covers),
+    ];
+    out.extend(gap_variables(i, policy));
+    out
+}
 
-    // What the policy says of each member, in member order (as `evaluate::override_gaps`):
-    // a member it does not allow is a gap; a member it allows whose values it constrains is
-    // a gap when the (first) value is refused.
-    let rules = spec.overrides.as_ref();
+/// What the policy at index `i` says of each member, in member order (as
+/// `evaluate::override_gaps`): a member it does not allow is a gap; a member it allows
+/// whose values it constrains is a gap when the (first) value is refused.
+fn gap_variables(i: usize, policy: &CodeBuildRunPolicy) -> Vec<Variable> {
+    let name = policy_name(policy);
+    let rules = policy.spec.overrides.as_ref();
     let members = override_members();
-    let allowed: Vec<&str> = members
+    let (allowed, not_allowed): (Vec<&str>, Vec<&str>) = members
         .iter()
         .map(String::as_str)
-        .filter(|m| evaluate::member_allowed(rules, m))
-        .collect();
-    let not_allowed: Vec<&str> = members
-        .iter()
-        .map(String::as_str)
-        .filter(|m| !evaluate::member_allowed(rules, m))
-        .collect();
+        .partition(|m| evaluate::member_allowed(rules, m));
     let is_not_allowed = if allowed.is_empty() {
         "true".to_owned()
     } else if not_allowed.is_empty() {
@@ -266,45 +308,7 @@ fn policy_variables(i: usize, policy: &CodeBuildRunPolicy) -> Vec<Variable> {
         &evaluate::member_not_allowed(name, MEMBER_HOLE),
         &[(MEMBER_HOLE, "m".to_owned())],
     );
-
-    let mut value_checks = Vec::new();
-    for (member, rule) in VALUE_RULES {
-        let (Some(rules), true) = (rules, allowed.contains(member)) else {
-            continue;
-        };
-        let Some(patterns) = rule.patterns(rules) else {
-            continue;
-        };
-        let message = |value: &str| {
-            template(
-                &evaluate::value_not_allowed(name, member, VALUE_HOLE, patterns),
-                &[(VALUE_HOLE, value.to_owned())],
-            )
-        };
-        let check = if *member == "secondarySourcesOverride" {
-            let var = format!("p{i}_secondary");
-            out.push(variable(
-                &var,
-                format!(
-                    "object.spec.{member}.filter(s, has(s.location) && s.location != null && \
-                     !{})",
-                    any_matches(patterns, "s.location")
-                ),
-            ));
-            format!(
-                "size(variables.{var}) > 0 ? {} : \"\"",
-                message(&format!("variables.{var}[0].location"))
-            )
-        } else {
-            let value = format!("object.spec.{member}");
-            format!(
-                "!{} ? {} : \"\"",
-                any_matches(patterns, &value),
-                message(&value)
-            )
-        };
-        value_checks.push((*member, check));
-    }
+    let (mut out, value_checks) = value_checks(i, policy, &allowed);
     // `m` is in `variables.used`, so set and not null; the value checks only run for the
     // member they are about.
     let mut per_member = "\"\"".to_owned();
@@ -326,30 +330,96 @@ fn policy_variables(i: usize, policy: &CodeBuildRunPolicy) -> Vec<Variable> {
     out
 }
 
-/// The label selector as CEL over `variables.labels` (as `selector::selects`).
+/// The value rules of the policy at index `i` for the `allowed` members it constrains: the
+/// helper variables they need, and per member the CEL giving its refusal ("" when allowed).
+fn value_checks(
+    i: usize,
+    policy: &CodeBuildRunPolicy,
+    allowed: &[&str],
+) -> (Vec<Variable>, Vec<(&'static str, String)>) {
+    let name = policy_name(policy);
+    let mut helpers = Vec::new();
+    let mut checks = Vec::new();
+    let Some(rules) = policy.spec.overrides.as_ref() else {
+        return (helpers, checks);
+    };
+    for (member, rule) in VALUE_RULES {
+        let Some(patterns) = rule.patterns(rules).filter(|_| allowed.contains(member)) else {
+            continue;
+        };
+        let message = |value: &str| {
+            template(
+                &evaluate::value_not_allowed(name, member, VALUE_HOLE, patterns),
+                &[(VALUE_HOLE, value.to_owned())],
+            )
+        };
+        let check = if *member == "secondarySourcesOverride" {
+            let var = format!("p{i}_secondary");
+            helpers.push(variable(
+                &var,
+                format!(
+                    "object.spec.{member}.filter(s, has(s.location) && s.location != null && \
+                     !{})",
+                    any_matches(patterns, "s.location")
+                ),
+            ));
+            format!(
+                "size(variables.{var}) > 0 ? {} : \"\"",
+                message(&format!("variables.{var}[0].location"))
+            )
+        } else {
+            let value = format!("object.spec.{member}");
+            format!(
+                "!{} ? {} : \"\"",
+                any_matches(patterns, &value),
+                message(&value)
+            )
+        };
+        checks.push((*member, check));
+    }
+    (helpers, checks)
+}
+
+/// The label selector as CEL over `variables.labels`, term by term as kube-core parsed it
+/// (`selector::parse`); an invalid selector is `false` (it grants nothing).
 fn selector(selector: &LabelSelector) -> String {
-    let mut terms = Vec::new();
-    for (key, value) in selector.match_labels.iter().flatten() {
-        let k = cel_string(key);
-        terms.push(format!(
-            "({k} in variables.labels && variables.labels[{k}] == {})",
-            cel_string(value)
-        ));
-    }
-    for e in selector.match_expressions.iter().flatten() {
-        let k = cel_string(&e.key);
-        let values = list(e.values.iter().flatten().map(|v| cel_string(v)));
-        terms.push(match e.operator.as_str() {
-            "In" => format!("({k} in variables.labels && variables.labels[{k}] in {values})"),
-            "NotIn" => {
-                format!("(!({k} in variables.labels) || !(variables.labels[{k}] in {values}))")
+    let Some(parsed) = super::selector::parse(selector) else {
+        return "false".to_owned();
+    };
+    let has = |k: &str| format!("{k} in variables.labels");
+    let terms: Vec<String> = parsed
+        .into_iter()
+        .map(|e| match e {
+            Expression::Equal(key, value) => {
+                let k = cel_string(&key);
+                format!(
+                    "({} && variables.labels[{k}] == {})",
+                    has(&k),
+                    cel_string(&value)
+                )
             }
-            "Exists" => format!("({k} in variables.labels)"),
-            "DoesNotExist" => format!("!({k} in variables.labels)"),
-            // An invalid policy grants nothing.
-            _ => "false".to_owned(),
-        });
-    }
+            Expression::NotEqual(key, value) => {
+                let k = cel_string(&key);
+                format!(
+                    "(!({}) || variables.labels[{k}] != {})",
+                    has(&k),
+                    cel_string(&value)
+                )
+            }
+            Expression::In(key, values) => {
+                let k = cel_string(&key);
+                let values = list(values.iter().map(|v| cel_string(v)));
+                format!("({} && variables.labels[{k}] in {values})", has(&k))
+            }
+            Expression::NotIn(key, values) => {
+                let k = cel_string(&key);
+                let values = list(values.iter().map(|v| cel_string(v)));
+                format!("(!({}) || !(variables.labels[{k}] in {values}))", has(&k))
+            }
+            Expression::Exists(key) => format!("({})", has(&cel_string(&key))),
+            Expression::DoesNotExist(key) => format!("!({})", has(&cel_string(&key))),
+        })
+        .collect();
     if terms.is_empty() {
         "true".to_owned()
     } else {
@@ -387,6 +457,23 @@ fn update_condition(members: &[String], default_region: &str) -> String {
         list(members.iter().map(|m| cel_string(m))),
         presence("object"),
         presence("oldObject"),
+    )
+}
+
+/// Whether a CREATE sets, or an UPDATE changes, the start-attempt annotation.
+fn annotation_changed() -> String {
+    let key = cel_string(START_ATTEMPT_ANNOTATION);
+    let value = |obj: &str| {
+        format!(
+            "(has({obj}.metadata.annotations) && {key} in {obj}.metadata.annotations ? \
+             {obj}.metadata.annotations[{key}] : \"\")"
+        )
+    };
+    format!(
+        "request.operation == \"CREATE\" ? {} != \"\" : {} != {}",
+        value("object"),
+        value("object"),
+        value("oldObject")
     )
 }
 
@@ -658,10 +745,25 @@ mod tests {
         assert!(
             conditions[0]
                 .expression
-                .starts_with("request.operation != \"UPDATE\" || ")
+                .starts_with("(request.operation != \"UPDATE\" || ")
         );
+        assert!(
+            conditions[0]
+                .expression
+                .ends_with(&format!("({})", annotation_changed()))
+        );
+        assert!(var(&vap, "requestChanged").starts_with("request.operation != \"UPDATE\" || "));
         let v = &s.validations.as_ref().unwrap()[0];
-        assert_eq!(v.expression, "variables.allowed");
+        assert_eq!(
+            v.expression,
+            "!variables.requestChanged || variables.allowed"
+        );
+        let annotation = &s.validations.as_ref().unwrap()[1];
+        assert_eq!(
+            annotation.expression,
+            format!("!({})", annotation_changed())
+        );
+        assert_eq!(annotation.message.as_deref(), Some(ANNOTATION_MESSAGE));
         assert_eq!(v.reason.as_deref(), Some("Forbidden"));
         assert!(!v.message.as_ref().unwrap().contains('\n'));
         // No policy: nothing is allowed, and the message is the namespace's.
@@ -742,11 +844,16 @@ mod tests {
                 LabelSelectorRequirement {
                     key: "tier".into(),
                     operator: "NotIn".into(),
+                    values: Some(vec!["legacy".into()]),
+                },
+                LabelSelectorRequirement {
+                    key: "owner".into(),
+                    operator: "Exists".into(),
                     values: None,
                 },
                 LabelSelectorRequirement {
-                    key: "x".into(),
-                    operator: "Matches".into(),
+                    key: "frozen".into(),
+                    operator: "DoesNotExist".into(),
                     values: None,
                 },
             ]),
@@ -754,8 +861,19 @@ mod tests {
         let vap = render("v", &[&p], "us-east-1");
         assert_eq!(
             var(&vap, "p0_selects"),
-            r#"("team" in variables.labels && variables.labels["team"] == "a") && ("env" in variables.labels && variables.labels["env"] in ["dev", "prod"]) && (!("tier" in variables.labels) || !(variables.labels["tier"] in [])) && false"#
+            r#"("team" in variables.labels && variables.labels["team"] == "a") && ("env" in variables.labels && variables.labels["env"] in ["dev", "prod"]) && (!("tier" in variables.labels) || !(variables.labels["tier"] in ["legacy"])) && ("owner" in variables.labels) && !("frozen" in variables.labels)"#
         );
+        // A selector kube-core refuses (an unknown operator, NotIn without values) selects
+        // nothing, here as in `selector::selects`.
+        for (operator, values) in [("Matches", Some(vec!["x".to_owned()])), ("NotIn", None)] {
+            let mut q = p.clone();
+            q.spec.namespace_selector.match_expressions = Some(vec![LabelSelectorRequirement {
+                key: "x".into(),
+                operator: operator.into(),
+                values,
+            }]);
+            assert_eq!(var(&render("v", &[&q], "us-east-1"), "p0_selects"), "false");
+        }
         assert_eq!(
             var(&vap, "p0_covers"),
             r#"variables.p0_selects && (object.spec.projectName.matches("^(?s)a\"b\\\\c.*$"))"#

@@ -10,9 +10,6 @@ use serde_json::Value;
 use super::{glob, selector};
 use crate::api::{ALL_MEMBERS, CodeBuildRunPolicy, CodeBuildRunSpec, NOT_OVERRIDES, OverrideRules};
 
-/// The Event and condition reason of a refused run.
-pub const POLICY_DENIED: &str = "PolicyDenied";
-
 /// The members whose values a policy can constrain, with the `overrides` field that holds
 /// the allowed values and the name of what is constrained (for messages).
 pub const VALUE_RULES: &[(&str, ValueRule)] = &[

@@ -2,9 +2,6 @@
 
 use crate::api::{CodeBuildRunSpec, EnvironmentVariableType};
 
-/// The Event reason of the warning.
-pub const PLAINTEXT_SECRET: &str = "PlaintextSecret";
-
 /// Words that make a variable name look like it holds a secret.
 const SECRET_WORDS: &[&str] = &["TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL"];
 
@@ -20,6 +17,25 @@ pub fn secret_looking_plaintext(spec: &CodeBuildRunSpec) -> Vec<String> {
         .filter(|v| looks_secret(&v.name))
         .map(|v| v.name.clone())
         .collect()
+}
+
+/// The warning for the PLAINTEXT variables of `spec` that look like secrets (their values
+/// are visible to anyone who can read the object, and in the build's settings); None when
+/// there are none.
+pub fn plaintext_warning(spec: &CodeBuildRunSpec) -> Option<String> {
+    let names = secret_looking_plaintext(spec);
+    if names.is_empty() {
+        return None;
+    }
+    let one = names.len() == 1;
+    Some(format!(
+        "environment variable{} {} {} PLAINTEXT but look{} like a secret: use type \
+         PARAMETER_STORE or SECRETS_MANAGER, so the value is not stored in this object",
+        if one { "" } else { "s" },
+        names.join(", "),
+        if one { "is" } else { "are" },
+        if one { "s" } else { "" },
+    ))
 }
 
 /// Whether a variable name looks like it holds a secret.

@@ -13,5 +13,5 @@ pub mod hygiene;
 pub mod selector;
 mod watch;
 
-pub use evaluate::{Decision, POLICY_DENIED, RunRequest, evaluate};
+pub use evaluate::{Decision, RunRequest, evaluate};
 pub use watch::Policies;

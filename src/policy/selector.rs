@@ -1,30 +1,22 @@
-//! Label selectors, as Kubernetes evaluates them (`matchLabels` and `matchExpressions`
-//! with In, NotIn, Exists, DoesNotExist; all terms must hold; `{}` selects everything).
+//! Label selectors, parsed once by kube-core (`Selector: TryFrom<LabelSelector>`) and used
+//! both to decide (`SelectorExt::matches`) and to render the admission policy's CEL
+//! (`admission`), so the two cannot mean different things.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::core::{Selector, SelectorExt};
 
-/// Whether `selector` selects an object with `labels`. A term with an unknown operator
-/// selects nothing: an invalid policy grants nothing.
+/// The selector as kube-core reads it; None when it is invalid (an unknown operator, `In`
+/// or `NotIn` without values): an invalid policy selects, and so grants, nothing.
+pub fn parse(selector: &LabelSelector) -> Option<Selector> {
+    Selector::try_from(selector.clone()).ok()
+}
+
+/// Whether `selector` selects an object with `labels` (`matchLabels` and
+/// `matchExpressions`, all terms holding; `{}` selects everything).
 pub fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let labels_hold = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let expressions_hold = selector.match_expressions.iter().flatten().all(|e| {
-        let value = labels.get(&e.key);
-        let values = e.values.as_deref().unwrap_or_default();
-        match e.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
-    });
-    labels_hold && expressions_hold
+    parse(selector).is_some_and(|s| s.matches(labels))
 }
 
 #[cfg(test)]

@@ -1,54 +1,40 @@
 //! The tracker: one place that polls CodeBuild for every in-flight build.
 //!
-//! Reconcile never polls AWS per object. It registers the build ids it needs watched; one
-//! round per poll interval, the tracker groups those ids by target (Region and identity),
-//! asks BatchGetBuilds for up to 100 of them per call, keeps the latest answer per build in
-//! a shared cache, and triggers a reconcile of each object whose build changed, paced so
-//! that status refreshes never take every reconcile slot (`pacer`). A build leaves the
-//! polling set once it is final (or CodeBuild says it does not exist); its last answer
-//! stays in the cache until the owning object forgets it.
+//! Reconcile never polls AWS per object. Each round (one per poll interval), the tracker
+//! derives what to poll from the watched runs themselves (`polling`: every run whose status
+//! records a build that is not final, with the Region and role of its start attempt), asks
+//! BatchGetBuilds for up to 100 of them per call and target, keeps the latest answer per
+//! build in the shared [`BuildCache`] that reconcile reads, and sends each run whose build
+//! changed to its controller's trigger stream (paced on the way by [`paced`]). Nothing
+//! registers or forgets a build: after a restart or a leader change, the runs say what to
+//! poll. Final and unknown builds cost nothing.
 
+mod cache;
 mod pacer;
+mod polling;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
 use futures::{StreamExt, stream};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, warn};
 
-use crate::api::{BuildInfo, CodeBuildRun};
-use crate::codebuild::{BATCH_GET_BUILDS_MAX_IDS, BuildApi, Target};
-use crate::controller::plan;
+use crate::api::CodeBuildRun;
+use crate::codebuild::{ApiError, BATCH_GET_BUILDS_MAX_IDS, BuildApi, BuildBatch, Target};
 use crate::convert::build_info;
 use crate::metrics::Metrics;
 
+pub use cache::{BuildCache, Observation};
+pub use pacer::{Pace, Pacer, paced};
+pub use polling::{Tracked, tracked};
+
 /// How many BatchGetBuilds calls of one round may be in flight at once.
 const ROUND_CONCURRENCY: usize = 4;
-/// How long a trigger counts against the pacing limit when its reconcile is never reported.
-const TRIGGER_LEASE: Duration = Duration::from_secs(30);
-
-pub use pacer::Pacer;
-
-/// What the tracker last learnt about a build.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Observation {
-    /// The build as CodeBuild last reported it.
-    Build(Arc<BuildInfo>),
-    /// CodeBuild listed the id in `buildsNotFound`.
-    NotFound,
-}
-
-#[derive(Debug)]
-struct Entry {
-    target: Target,
-    owner: ObjectRef<CodeBuildRun>,
-    observed: Option<Observation>,
-    polling: bool,
-}
 
 /// The numbers of one polling round.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -71,49 +57,44 @@ type Trigger = (
 
 /// Shared handle to the tracker.
 pub struct Tracker<B> {
-    api: Arc<B>,
-    metrics: Arc<Metrics>,
-    entries: Arc<Mutex<HashMap<String, Entry>>>,
+    codebuild: Arc<B>,
+    cache: BuildCache,
+    runs: Arc<Mutex<Vec<Store<CodeBuildRun>>>>,
     triggers: Arc<Mutex<Vec<Trigger>>>,
-    pacer: Arc<Mutex<Pacer<ObjectRef<CodeBuildRun>>>>,
+    default_region: String,
+    metrics: Arc<Metrics>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl<B> Clone for Tracker<B> {
     fn clone(&self) -> Self {
         Tracker {
-            api: self.api.clone(),
-            metrics: self.metrics.clone(),
-            entries: self.entries.clone(),
+            codebuild: self.codebuild.clone(),
+            cache: self.cache.clone(),
+            runs: self.runs.clone(),
             triggers: self.triggers.clone(),
-            pacer: self.pacer.clone(),
+            default_region: self.default_region.clone(),
+            metrics: self.metrics.clone(),
+            in_flight: self.in_flight.clone(),
         }
     }
 }
 
+// === impl Tracker ===
+
 impl<B: BuildApi> Tracker<B> {
-    /// A tracker calling `api`.
-    pub fn new(api: Arc<B>) -> Self {
+    /// A tracker calling `codebuild`; runs that name no Region (and have no start attempt)
+    /// are polled in `default_region`.
+    pub fn new(codebuild: Arc<B>, default_region: impl Into<String>) -> Self {
         Tracker {
-            api,
-            metrics: Arc::default(),
-            entries: Arc::default(),
+            codebuild,
+            cache: BuildCache::default(),
+            runs: Arc::default(),
             triggers: Arc::default(),
-            pacer: Arc::new(Mutex::new(Pacer::new(0, TRIGGER_LEASE))),
+            default_region: default_region.into(),
+            metrics: Arc::default(),
+            in_flight: Arc::default(),
         }
-    }
-
-    /// At most `limit` objects triggered for a changed build and not reconciled yet (0: no
-    /// limit); the others wait their turn in order. Report each reconcile with
-    /// [`Tracker::reconciled`].
-    pub fn with_trigger_limit(self, limit: usize) -> Self {
-        *lock(&self.pacer) = Pacer::new(limit, TRIGGER_LEASE);
-        self
-    }
-
-    /// `run` was reconciled: a paced trigger slot is free again.
-    pub fn reconciled(&self, run: &ObjectRef<CodeBuildRun>) {
-        lock(&self.pacer).done(run);
-        self.release();
     }
 
     /// Counts rounds into `metrics` (a fresh, unexported set by default).
@@ -122,8 +103,15 @@ impl<B: BuildApi> Tracker<B> {
         self
     }
 
-    /// A stream of objects to reconcile because their build changed, for the objects of
-    /// `namespace` (None: every namespace). Feed it to `Controller::reconcile_on`.
+    /// Polls the builds of the runs in `runs` (a controller's watch cache) from the next
+    /// round on.
+    pub fn follow(&self, runs: Store<CodeBuildRun>) {
+        lock(&self.runs).push(runs);
+    }
+
+    /// A stream of runs to reconcile because their build changed, for the runs of
+    /// `namespace` (None: every namespace). Pace it ([`paced`]) and feed it to
+    /// `Controller::reconcile_on`.
     pub fn triggers(
         &self,
         namespace: Option<String>,
@@ -133,54 +121,22 @@ impl<B: BuildApi> Tracker<B> {
         rx
     }
 
-    /// Watch `build_id` for `owner` (idempotent). The first round that sees it triggers the
-    /// owner.
-    pub fn track(&self, target: &Target, build_id: &str, owner: ObjectRef<CodeBuildRun>) {
-        lock(&self.entries)
-            .entry(build_id.to_owned())
-            .or_insert_with(|| Entry {
-                target: target.clone(),
-                owner,
-                observed: None,
-                polling: true,
-            });
+    /// The latest observations, shared with reconcile.
+    pub fn cache(&self) -> BuildCache {
+        self.cache.clone()
     }
 
-    /// Record a build just returned by StartBuild or StopBuild; it is polled until final.
-    pub fn record(&self, target: &Target, owner: ObjectRef<CodeBuildRun>, info: BuildInfo) {
-        let Some(id) = info.build_id.clone() else {
-            return;
-        };
-        let polling = !plan::is_final(&info);
-        lock(&self.entries).insert(
-            id,
-            Entry {
-                target: target.clone(),
-                owner,
-                observed: Some(Observation::Build(Arc::new(info))),
-                polling,
-            },
-        );
-    }
-
-    /// The latest observation of `build_id`, if any.
+    /// The latest observation of `build_id`, if it is tracked.
     pub fn observation(&self, build_id: &str) -> Option<Observation> {
-        lock(&self.entries)
-            .get(build_id)
-            .and_then(|e| e.observed.clone())
+        self.cache.get(build_id)
     }
 
-    /// Stop watching `build_id` and drop what is known about it.
-    pub fn forget(&self, build_id: &str) {
-        lock(&self.entries).remove(build_id);
-    }
-
-    /// How many builds are polled.
+    /// How many builds were still live (not final, known to CodeBuild) after the last round.
     pub fn in_flight(&self) -> usize {
-        lock(&self.entries).values().filter(|e| e.polling).count()
+        self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Poll every `interval` until the future is dropped.
+    /// Polls every `interval` until the future is dropped.
     pub async fn run(self, interval: Duration) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -193,106 +149,115 @@ impl<B: BuildApi> Tracker<B> {
         }
     }
 
-    /// One polling round: every in-flight build, batched per target (Region and identity).
+    /// One polling round: every live build of the watched runs, batched per target.
     pub async fn round(&self) -> RoundStats {
         let started = Instant::now();
-        let mut by_target: BTreeMap<Target, Vec<String>> = BTreeMap::new();
-        for (id, entry) in lock(&self.entries).iter().filter(|(_, e)| e.polling) {
-            by_target
-                .entry(entry.target.clone())
-                .or_default()
-                .push(id.clone());
-        }
-        let mut stats = RoundStats::default();
-        let mut calls = Vec::new();
-        for (target, mut ids) in by_target {
-            ids.sort();
-            stats.builds += ids.len();
-            for chunk in ids.chunks(BATCH_GET_BUILDS_MAX_IDS) {
-                calls.push((target.clone(), chunk.to_vec()));
-            }
-        }
-        stats.calls = calls.len();
-        let api = self.api.clone();
+        let tracked = self.tracked();
+        let calls = self.plan_calls(&tracked);
+        let mut stats = RoundStats {
+            builds: calls.iter().map(|(_, ids)| ids.len()).sum(),
+            calls: calls.len(),
+            ..RoundStats::default()
+        };
+        let codebuild = self.codebuild.clone();
         let mut results = stream::iter(calls)
             .map(|(target, ids)| {
-                let api = api.clone();
+                let codebuild = codebuild.clone();
                 async move {
-                    let result = api.batch_get_builds(&target, ids.clone()).await;
+                    let result = codebuild.batch_get_builds(&target, ids.clone()).await;
                     (target, ids, result)
                 }
             })
             .buffer_unordered(ROUND_CONCURRENCY);
         while let Some((target, ids, result)) = results.next().await {
             match result {
-                Ok(batch) => {
-                    let mut updates: Vec<(String, Observation)> = batch
-                        .builds
-                        .iter()
-                        .filter_map(|b| {
-                            let info = build_info(b);
-                            info.build_id
-                                .clone()
-                                .map(|id| (id, Observation::Build(Arc::new(info))))
-                        })
-                        .collect();
-                    updates.extend(
-                        batch
-                            .not_found
-                            .into_iter()
-                            .map(|id| (id, Observation::NotFound)),
-                    );
-                    stats.changed += self.apply(updates);
-                }
+                Ok(batch) => stats.changed += self.apply(&tracked, batch),
                 Err(error) => {
                     stats.failed_calls += 1;
-                    warn!(%target, builds = ids.len(), %error, category = error.kind.category(),
-                        "BatchGetBuilds failed; the builds are polled again next round");
+                    log_failed_call(&target, ids.len(), &error);
                 }
             }
         }
+        let live = self.cache.lock().values().filter(|o| o.is_live()).count();
+        self.in_flight.store(live, Ordering::Relaxed);
         self.metrics
-            .tracker_round(started.elapsed(), stats.builds, self.in_flight());
+            .tracker_round(started.elapsed(), stats.builds, live);
         stats
     }
 
-    /// Stores observations; returns how many changed (and triggers their owners).
-    fn apply(&self, updates: Vec<(String, Observation)>) -> usize {
-        let mut owners = Vec::new();
+    /// Every build the watched runs need followed, by id.
+    fn tracked(&self) -> HashMap<String, Tracked> {
+        let stores = lock(&self.runs).clone();
+        stores
+            .iter()
+            .flat_map(|store| store.state())
+            .filter_map(|run| tracked(&run, &self.default_region))
+            .map(|t| (t.id.clone(), t))
+            .collect()
+    }
+
+    /// Brings the cache in line with `tracked` (builds no longer tracked are dropped, new
+    /// ones start from what status records) and returns the BatchGetBuilds calls for the
+    /// live ones: per target, sorted, at most 100 ids each.
+    fn plan_calls(&self, tracked: &HashMap<String, Tracked>) -> Vec<(Target, Vec<String>)> {
+        let mut by_target: BTreeMap<Target, Vec<String>> = BTreeMap::new();
         {
-            let mut entries = lock(&self.entries);
-            for (id, observation) in updates {
-                let Some(entry) = entries.get_mut(&id) else {
-                    continue;
-                };
-                entry.polling = match &observation {
-                    Observation::Build(info) => !plan::is_final(info),
-                    Observation::NotFound => false,
-                };
-                if entry.observed.as_ref() != Some(&observation) {
-                    entry.observed = Some(observation);
-                    owners.push(entry.owner.clone());
+            let mut cache = self.cache.lock();
+            cache.retain(|id, _| tracked.contains_key(id));
+            for (id, t) in tracked {
+                let observed = cache
+                    .entry(id.clone())
+                    .or_insert_with(|| Observation::Build(Arc::new(t.recorded.clone())));
+                if observed.is_live() {
+                    by_target
+                        .entry(t.target.clone())
+                        .or_default()
+                        .push(id.clone());
                 }
             }
         }
-        let changed = owners.len();
-        {
-            let mut pacer = lock(&self.pacer);
-            owners.into_iter().for_each(|owner| pacer.push(owner));
+        let mut calls = Vec::new();
+        for (target, mut ids) in by_target {
+            ids.sort();
+            for chunk in ids.chunks(BATCH_GET_BUILDS_MAX_IDS) {
+                calls.push((target.clone(), chunk.to_vec()));
+            }
         }
-        self.release();
-        changed
+        calls
     }
 
-    /// Triggers the owners the pacer lets through now.
-    fn release(&self) {
-        let ready = lock(&self.pacer).take_ready(Instant::now());
-        if ready.is_empty() {
-            return;
+    /// Stores one BatchGetBuilds answer; triggers (and counts) the runs whose build changed.
+    fn apply(&self, tracked: &HashMap<String, Tracked>, batch: BuildBatch) -> usize {
+        let found = batch.builds.iter().filter_map(|b| {
+            let info = build_info(b);
+            Some((info.build_id.clone()?, Observation::Build(Arc::new(info))))
+        });
+        let missing = batch
+            .not_found
+            .into_iter()
+            .map(|id| (id, Observation::NotFound));
+        let mut owners = Vec::new();
+        {
+            let mut cache = self.cache.lock();
+            for (id, observation) in found.chain(missing) {
+                let Some(t) = tracked.get(&id) else {
+                    continue;
+                };
+                if cache.get(&id) != Some(&observation) {
+                    cache.insert(id, observation);
+                    owners.push(t.owner.clone());
+                }
+            }
         }
-        let mut triggers = lock(&self.triggers);
-        for owner in ready {
-            for (namespace, tx) in triggers.iter_mut() {
+        self.trigger(&owners);
+        owners.len()
+    }
+
+    /// Sends each of `owners` to the controllers that watch its namespace.
+    fn trigger(&self, owners: &[ObjectRef<CodeBuildRun>]) {
+        let triggers = lock(&self.triggers);
+        for owner in owners {
+            for (namespace, tx) in triggers.iter() {
                 if namespace.is_none() || namespace.as_deref() == owner.namespace.as_deref() {
                     // A closed receiver means its controller stopped: nothing to wake.
                     let _ = tx.unbounded_send(owner.clone());
@@ -302,8 +267,13 @@ impl<B: BuildApi> Tracker<B> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave the map half-updated in a way that
-    // matters: every update is a single insert or field write.
+fn log_failed_call(target: &Target, builds: usize, error: &ApiError) {
+    warn!(%target, builds, %error, category = error.kind.category(),
+        "BatchGetBuilds failed; the builds are polled again next round");
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update is a single push: a panic while holding the lock leaves nothing
+    // half-done.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

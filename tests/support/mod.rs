@@ -12,8 +12,10 @@
 //! - [`wait_for`] / [`wait_for_async`]: bounded polling.
 #![allow(dead_code)]
 
+pub mod fake;
 mod http;
 pub mod moto;
+pub mod world;
 
 // Not every test file uses them.
 #[allow(unused_imports)]

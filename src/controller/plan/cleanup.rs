@@ -1,0 +1,146 @@
+//! What a deleted run's cleanup does before the finalizer is released (pure).
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::{BuildInfo, CodeBuildRunStatus, OnDelete, RunOptions};
+use crate::tracker::Observation;
+
+/// The cleanup of a deleted run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CleanupStep {
+    /// Nothing to stop (no build, a finished one, or `onDelete: LeaveRunning`): release.
+    Release,
+    /// StopBuild, then release.
+    Stop {
+        /// The build to stop.
+        id: String,
+    },
+    /// An attempt without a build id may have started a build: find it by its marker
+    /// (started at or after `since`), stop it if it runs ([`to_stop`]), then release.
+    SearchThenStop {
+        /// The earliest time the build may have been started.
+        since: Timestamp,
+    },
+}
+
+/// Decides the cleanup of a deleted run. `legacy_since`: see `plan::start_step`.
+pub fn cleanup_step(
+    status: &CodeBuildRunStatus,
+    options: &RunOptions,
+    observation: Option<&Observation>,
+    legacy_since: Option<Timestamp>,
+) -> CleanupStep {
+    if options.on_delete() == OnDelete::LeaveRunning {
+        return CleanupStep::Release;
+    }
+    if let Some(id) = &status.build.build_id {
+        let running = match observation {
+            Some(Observation::Build(info)) => !info.is_finished(),
+            Some(Observation::NotFound) => false,
+            None => !status.build.is_finished(),
+        };
+        return if running {
+            CleanupStep::Stop { id: id.clone() }
+        } else {
+            CleanupStep::Release
+        };
+    }
+    match status
+        .start_attempt
+        .as_ref()
+        .map(|a| a.time.0)
+        .or(legacy_since)
+    {
+        Some(since) => CleanupStep::SearchThenStop { since },
+        None => CleanupStep::Release,
+    }
+}
+
+/// The build to stop after a search: the one found, if it still runs.
+pub fn to_stop(found: Option<&BuildInfo>) -> Option<String> {
+    found
+        .filter(|b| !b.is_finished())
+        .and_then(|b| b.build_id.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::StartAttempt;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use std::sync::Arc;
+
+    fn running(id: &str) -> BuildInfo {
+        BuildInfo {
+            build_id: Some(id.into()),
+            build_status: Some("IN_PROGRESS".into()),
+            ..Default::default()
+        }
+    }
+
+    fn status(build: BuildInfo) -> CodeBuildRunStatus {
+        CodeBuildRunStatus {
+            build,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_running_build_is_stopped_unless_left_running() {
+        let s = status(running("p:1"));
+        let stop = CleanupStep::Stop { id: "p:1".into() };
+        assert_eq!(cleanup_step(&s, &RunOptions::default(), None, None), stop);
+        let leave = RunOptions {
+            on_delete: Some(OnDelete::LeaveRunning),
+            ..Default::default()
+        };
+        assert_eq!(cleanup_step(&s, &leave, None, None), CleanupStep::Release);
+    }
+
+    #[test]
+    fn the_latest_observation_decides_whether_it_still_runs() {
+        let s = status(running("p:1"));
+        let mut done = running("p:1");
+        done.build_status = Some("SUCCEEDED".into());
+        let o = Observation::Build(Arc::new(done));
+        let opts = RunOptions::default();
+        assert_eq!(
+            cleanup_step(&s, &opts, Some(&o), None),
+            CleanupStep::Release
+        );
+        assert_eq!(
+            cleanup_step(&s, &opts, Some(&Observation::NotFound), None),
+            CleanupStep::Release
+        );
+    }
+
+    #[test]
+    fn an_attempt_without_a_build_id_is_searched() {
+        let t = Timestamp::from_second(100).unwrap();
+        let s = CodeBuildRunStatus {
+            start_attempt: Some(StartAttempt {
+                idempotency_token: "t".into(),
+                time: Time(t),
+                region: "us-east-1".into(),
+                role_arn: None,
+                policy: None,
+            }),
+            ..Default::default()
+        };
+        let opts = RunOptions::default();
+        assert_eq!(
+            cleanup_step(&s, &opts, None, None),
+            CleanupStep::SearchThenStop { since: t }
+        );
+        assert_eq!(
+            cleanup_step(&CodeBuildRunStatus::default(), &opts, None, Some(t)),
+            CleanupStep::SearchThenStop { since: t }
+        );
+        assert_eq!(
+            cleanup_step(&CodeBuildRunStatus::default(), &opts, None, None),
+            CleanupStep::Release
+        );
+        assert_eq!(to_stop(Some(&running("p:9"))), Some("p:9".into()));
+        assert_eq!(to_stop(None), None);
+    }
+}

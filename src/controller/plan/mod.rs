@@ -1,0 +1,77 @@
+//! What to do next with a run: pure functions of the object, its status, the tracker's
+//! observation of its build and the time. Reconcile (`super::reconcile`) only carries out
+//! what these decide.
+//!
+//! - [`start`]: a run without a build id (start, resend with the token, search, cancel);
+//! - [`follow`]: a run with a build id (mirror, auto-retry chain, stop, TTL);
+//! - [`cleanup`]: a deleted run (stop its build, or search then stop, then release);
+//! - [`progress`]: how a build reads as conditions.
+
+pub mod cleanup;
+pub mod follow;
+pub mod progress;
+pub mod start;
+
+use kube::runtime::events::EventType;
+
+pub use cleanup::{CleanupStep, cleanup_step};
+pub use follow::{FollowStep, Mirror, Next, follow_step, ttl_remaining};
+pub use progress::{build_progress, failure_message};
+pub use start::{Grant, Repeat, StartStep, repeat, start_step};
+
+/// An Event to publish about the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// Normal or Warning.
+    pub type_: EventType,
+    /// The reason (`api::names::reason`).
+    pub reason: &'static str,
+    /// The action (`api::names::action`, or the phase of a `PhaseChanged`).
+    pub action: String,
+    /// What happened.
+    pub message: String,
+}
+
+impl Note {
+    /// A Normal Event.
+    pub fn normal(reason: &'static str, action: &str, message: impl Into<String>) -> Self {
+        Note {
+            type_: EventType::Normal,
+            reason,
+            action: action.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A Warning Event.
+    pub fn warning(reason: &'static str, action: &str, message: impl Into<String>) -> Self {
+        Note {
+            type_: EventType::Warning,
+            ..Note::normal(reason, action, message)
+        }
+    }
+}
+
+/// The idempotency token of a run: the spec's own, else one derived from the object's uid,
+/// so every StartBuild for one object carries the same token.
+pub fn idempotency_token(spec_token: Option<&str>, uid: &str) -> String {
+    match spec_token {
+        Some(token) if !token.is_empty() => token.to_owned(),
+        _ => format!("codebuild-operator-{uid}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_prefers_the_spec() {
+        assert_eq!(idempotency_token(Some("mine"), "uid-1"), "mine");
+        assert_eq!(idempotency_token(None, "uid-1"), "codebuild-operator-uid-1");
+        assert_eq!(
+            idempotency_token(Some(""), "uid-1"),
+            "codebuild-operator-uid-1"
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! The one road every failure inside a reconcile takes: it is counted, logged, shown on the
+//! run (a condition and a Warning Event whose reason is the error's category) and either
+//! stalls the run (permanent: wait for a change) or goes back to kube-runtime for a retry
+//! with backoff (transient). Kubernetes API hiccups (a conflict with a concurrent write, a
+//! timeout) are shown only once they persist.
+
+use kube::runtime::controller::Action;
+use tracing::warn;
+
+use super::super::conditions::Progress;
+use super::super::plan::Note;
+use super::{Error, Step};
+use crate::codebuild::BuildApi;
+
+/// How many failures in a row make a Kubernetes API hiccup worth showing.
+const PERSISTENT_FAILURES: u32 = 3;
+
+impl<B: BuildApi> Step<'_, B> {
+    /// Handles `error`: Ok(await change) when it stalls the run, Err for a retry.
+    pub(super) async fn fail(&mut self, error: Error) -> Result<Action, Error> {
+        let failures = self.ctx.failed(&self.oref);
+        let category = error.category();
+        let message = self.describe(&error);
+        warn!(run = %self.oref, category, failures, %message, "reconcile failed");
+        if error.shows_at_once() || failures >= PERSISTENT_FAILURES {
+            self.show(&error, message).await;
+        }
+        if error.is_permanent() {
+            Ok(Action::await_change())
+        } else {
+            Err(error)
+        }
+    }
+
+    /// The failure as the user reads it: what the operator was doing, and what went wrong.
+    fn describe(&self, error: &Error) -> String {
+        let what = self.doing.what;
+        match error {
+            Error::Aws(e) => format!("{what}: {e}"),
+            Error::Kube(e) => format!("{what}: {e}"),
+            other => other.to_string(),
+        }
+    }
+
+    /// The condition (unless the build is final: its outcome stays what the conditions
+    /// say) and, when that changed, a Warning Event.
+    async fn show(&mut self, error: &Error, message: String) {
+        let category = error.category();
+        let changed = if self.current.build.is_final() {
+            true
+        } else {
+            let progress = if error.is_permanent() {
+                Progress::Failed {
+                    reason: category.into(),
+                    message: message.clone(),
+                }
+            } else {
+                Progress::InProgress {
+                    reason: category.into(),
+                    message: format!("{message} (retrying)"),
+                }
+            };
+            match self.write(self.current.clone(), &progress).await {
+                Ok(changed) => changed,
+                Err(write_error) => {
+                    warn!(run = %self.oref, error = %write_error, "could not record the failure in status");
+                    true
+                }
+            }
+        };
+        if changed {
+            let note = Note::warning(category, self.doing.action, message);
+            self.publish(note).await;
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! A run without a build id: the one start sequence (decide, build the request, claim,
+//! StartBuild, record the build), and the searches and cancellation around it.
+
+use std::time::Duration;
+
+use aws_sdk_codebuild::operation::start_build::StartBuildInput;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use tracing::info;
+
+use super::super::conditions::Progress;
+use super::super::plan::{self, Grant, Note, Repeat, StartStep};
+use super::super::recovery;
+use super::{Doing, Error, Step};
+use crate::api::names::{action, reason};
+use crate::api::{BuildInfo, StartAttempt};
+use crate::codebuild::{BuildApi, ErrorKind, Target};
+use crate::convert::{self, build_info, start_build_input};
+use crate::policy::{Decision, RunRequest, hygiene};
+
+/// How soon a run whose namespace the policy watch has not seen yet is looked at again.
+const NAMESPACE_RETRY: Duration = Duration::from_secs(1);
+
+impl Doing {
+    const DECIDING: Doing = Doing {
+        action: action::START_BUILD,
+        what: "deciding whether the run may start",
+    };
+    const CLAIMING: Doing = Doing {
+        action: action::START_BUILD,
+        what: "recording the start attempt",
+    };
+    const STARTING: Doing = Doing {
+        action: action::START_BUILD,
+        what: "starting the build",
+    };
+    const SEARCHING: Doing = Doing {
+        action: action::START_BUILD,
+        what: "searching for the build of an earlier start attempt",
+    };
+}
+
+impl<B: BuildApi> Step<'_, B> {
+    pub(super) async fn start(&mut self) -> Result<Action, Error> {
+        let step = plan::start_step(
+            &self.current,
+            &self.options,
+            self.legacy.as_ref().map(|l| l.since.0),
+            self.run.metadata.generation,
+            convert::now().0,
+            self.ctx.settings.token_window,
+        );
+        self.warn_about_legacy_attempt().await;
+        match step {
+            StartStep::WaitForChange => Ok(Action::await_change()),
+            StartStep::Cancel { search_since } => self.cancel(search_since).await,
+            StartStep::Start => self.begin(None).await,
+            StartStep::Resend => {
+                let recorded = self.current.start_attempt.clone();
+                self.begin(recorded).await
+            }
+            StartStep::SearchThenStart { since } => self.search_then_start(since).await,
+        }
+    }
+
+    /// Finds the build of an earlier attempt that CodeBuild would no longer return for its
+    /// token; starts anew only when there is none.
+    async fn search_then_start(&mut self, since: Timestamp) -> Result<Action, Error> {
+        if self.legacy.is_none() {
+            let target = self.target();
+            if let Some(found) = self.search(&target, since).await? {
+                return self.adopt(found, reason::BUILD_RECOVERED, None).await;
+            }
+            return self.begin(None).await;
+        }
+        // A legacy attempt names no identity the operator can vouch for: decide, and look
+        // as the identity the policies grant now (recorded with the build, if found).
+        let Some(grant) = self.authorize()? else {
+            return Ok(Action::requeue(NAMESPACE_RETRY));
+        };
+        let mut attempt = self.new_attempt(grant)?;
+        attempt.time = Time(since);
+        if let Some(found) = self.search(&self.target_of(&attempt), since).await? {
+            return self
+                .adopt(found, reason::BUILD_RECOVERED, Some(attempt))
+                .await;
+        }
+        self.begin(None).await
+    }
+
+    /// The one start sequence. `recorded`: the attempt to repeat (its token), if any.
+    /// The run is decided against the policies first, whatever is recorded.
+    async fn begin(&mut self, recorded: Option<StartAttempt>) -> Result<Action, Error> {
+        let Some(grant) = self.authorize()? else {
+            return Ok(Action::requeue(NAMESPACE_RETRY));
+        };
+        let attempt = match recorded {
+            Some(recorded) => match plan::repeat(&recorded, &grant) {
+                Repeat::WithToken => recorded,
+                Repeat::SearchFirst => {
+                    let target = self.target();
+                    if let Some(found) = self.search(&target, recorded.time.0).await? {
+                        return self.adopt(found, reason::BUILD_RECOVERED, None).await;
+                    }
+                    self.new_attempt(grant)?
+                }
+            },
+            None => self.new_attempt(grant)?,
+        };
+        let input = self.start_input(&attempt)?;
+        if self.current.start_attempt.as_ref() != Some(&attempt) {
+            self.warn_about_plaintext_secrets().await;
+        }
+        self.doing = Doing::CLAIMING;
+        let starting = Progress::InProgress {
+            reason: reason::STARTING.to_owned(),
+            message: format!("starting a build of project {}", self.run.spec.project_name),
+        };
+        self.claim(&attempt, &starting).await?;
+        self.start_build(&attempt, input).await
+    }
+
+    /// Checks the run against the CodeBuildRunPolicies (when they are enforced): the grant,
+    /// None while the run's namespace is not in the watch cache yet, or a refusal.
+    fn authorize(&mut self) -> Result<Option<Grant>, Error> {
+        self.doing = Doing::DECIDING;
+        let Some(policies) = &self.ctx.policies else {
+            return Ok(Some(Grant::default()));
+        };
+        let region = self.region();
+        let request = RunRequest {
+            namespace: self.namespace(),
+            region: &region,
+            spec: &self.run.spec,
+        };
+        match policies.decide(&request) {
+            None => Ok(None),
+            Some(Decision::Allowed { policy, role_arn }) => Ok(Some(Grant {
+                policy: Some(policy),
+                role_arn,
+            })),
+            Some(Decision::Denied { message }) => Err(Error::PolicyDenied(message)),
+        }
+    }
+
+    /// A new attempt with the run's token, now, under `grant`.
+    fn new_attempt(&self, grant: Grant) -> Result<StartAttempt, Error> {
+        Ok(StartAttempt {
+            idempotency_token: plan::idempotency_token(
+                self.run.spec.idempotency_token.as_deref(),
+                &self.uid()?,
+            ),
+            time: convert::now(),
+            region: self.region(),
+            role_arn: grant.role_arn,
+            policy: grant.policy,
+        })
+    }
+
+    /// Where the calls made under `attempt` go.
+    fn target_of(&self, attempt: &StartAttempt) -> Target {
+        Target::of_attempt(Some(attempt), self.namespace(), &attempt.region)
+    }
+
+    /// The StartBuild request of `attempt` (an invalid spec is a permanent failure).
+    fn start_input(&self, attempt: &StartAttempt) -> Result<StartBuildInput, Error> {
+        Ok(start_build_input(
+            &self.run.spec,
+            &attempt.idempotency_token,
+            &self.uid()?,
+        )?)
+    }
+
+    /// StartBuild as the identity of `attempt`, then the build id in status.
+    async fn start_build(
+        &mut self,
+        attempt: &StartAttempt,
+        input: StartBuildInput,
+    ) -> Result<Action, Error> {
+        self.doing = Doing::STARTING;
+        let build = self
+            .ctx
+            .codebuild
+            .start_build(&self.target_of(attempt), input)
+            .await?;
+        self.ctx.metrics.build_started();
+        self.adopt(build_info(&build), reason::BUILD_STARTED, None)
+            .await
+    }
+
+    /// Finds the build an earlier attempt may have started (its marker), as `target`.
+    async fn search(
+        &mut self,
+        target: &Target,
+        since: Timestamp,
+    ) -> Result<Option<BuildInfo>, Error> {
+        self.doing = Doing::SEARCHING;
+        let found = recovery::find_build(
+            self.ctx.codebuild.as_ref(),
+            target,
+            &self.run.spec.project_name,
+            &self.uid()?,
+            since,
+        )
+        .await?;
+        if let Some(build) = &found {
+            info!(run = %self.oref, build = ?build.id, "found the build of an unrecorded start attempt");
+        }
+        Ok(found.as_ref().map(build_info))
+    }
+
+    /// Records a build (just started, or found again) in status, with `attempt` when the
+    /// status records none yet.
+    async fn adopt(
+        &mut self,
+        info: BuildInfo,
+        reason: &'static str,
+        attempt: Option<StartAttempt>,
+    ) -> Result<Action, Error> {
+        let mut next = self.current.clone();
+        next.build = info.clone();
+        if attempt.is_some() {
+            next.start_attempt = attempt;
+        }
+        let progress = plan::build_progress(&info);
+        self.write(next, &progress).await?;
+        let id = info.build_id.as_deref().unwrap_or("?");
+        let number = info
+            .build_number
+            .map(|n| format!(" (#{n})"))
+            .unwrap_or_default();
+        let logs = info
+            .logs
+            .as_ref()
+            .and_then(|l| l.deep_link.as_deref())
+            .map(|l| format!("; logs: {l}"))
+            .unwrap_or_default();
+        let verb = if reason == reason::BUILD_STARTED {
+            "started"
+        } else {
+            "found"
+        };
+        let message = format!("{verb} build {id}{number}{logs}");
+        self.publish(Note::normal(reason, action::START_BUILD, message))
+            .await;
+        Ok(Action::await_change())
+    }
+
+    /// A stop requested before any build was recorded: adopt the build an attempt may have
+    /// started (the next reconcile stops it), else record that none was started.
+    async fn cancel(&mut self, search_since: Option<Timestamp>) -> Result<Action, Error> {
+        if let Some(since) = search_since {
+            let target = self.target();
+            match self.search(&target, since).await {
+                Ok(Some(found)) => {
+                    return self.adopt(found, reason::BUILD_RECOVERED, None).await;
+                }
+                Ok(None) => {}
+                Err(Error::Aws(e)) if e.kind == ErrorKind::ProjectNotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let progress = Progress::Failed {
+            reason: reason::STOPPED.into(),
+            message: "stop requested before a build was started; no build was started".into(),
+        };
+        if self.write(self.current.clone(), &progress).await? {
+            let message = "stop requested before start: no build was started";
+            self.publish(Note::normal(reason::CANCELLED, action::STOP_BUILD, message))
+                .await;
+        }
+        Ok(Action::await_change())
+    }
+
+    /// A Warning Event for PLAINTEXT variables whose names look like secrets.
+    async fn warn_about_plaintext_secrets(&self) {
+        if let Some(message) = hygiene::plaintext_warning(&self.run.spec) {
+            let note = Note::warning(reason::PLAINTEXT_SECRET, action::START_BUILD, message);
+            self.publish(note).await;
+        }
+    }
+
+    /// A Warning Event for a legacy start-attempt annotation written by someone other than
+    /// the operator: it is ignored, and the run is searched for before anything starts.
+    async fn warn_about_legacy_attempt(&self) {
+        let Some(legacy) = &self.legacy else {
+            return;
+        };
+        if legacy.written_by_others.is_empty() {
+            return;
+        }
+        let message = format!(
+            "ignoring the annotation {} written by {}: only the operator records start \
+             attempts (in status); the run is decided against the policies and searched for \
+             before anything is started",
+            crate::api::START_ATTEMPT_ANNOTATION,
+            legacy.written_by_others.join(", "),
+        );
+        let note = Note::warning(reason::START_ATTEMPT_IGNORED, action::START_BUILD, message);
+        self.publish(note).await;
+        info!(run = %self.oref, name = %self.run.name_any(), "legacy start-attempt annotation ignored");
+    }
+}

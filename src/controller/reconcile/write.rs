@@ -1,0 +1,200 @@
+//! The writes every stage shares: status (server-side apply on the status subresource,
+//! only when it changed), the claim, the finalizer's release, Events, the TTL delete.
+
+use std::sync::Arc;
+
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::events::Event;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::super::claim;
+use super::super::conditions::{Progress, conditions};
+use super::super::plan::Note;
+use super::{Error, Step};
+use crate::api::{CodeBuildRun, CodeBuildRunStatus, FIELD_MANAGER, StartAttempt};
+use crate::codebuild::BuildApi;
+use crate::convert;
+
+/// The longest Event note the apiserver takes (bytes).
+const NOTE_MAX: usize = 1000;
+
+impl<B: BuildApi> Step<'_, B> {
+    /// Writes `next` with conditions for `progress` when it differs from the current status
+    /// (server-side apply on the status subresource). Returns whether it wrote.
+    pub(super) async fn write(
+        &mut self,
+        next: CodeBuildRunStatus,
+        progress: &Progress,
+    ) -> Result<bool, Error> {
+        let next = self.with_conditions(next, progress);
+        if next == self.current {
+            return Ok(false);
+        }
+        self.apply_status(next, None).await?;
+        Ok(true)
+    }
+
+    /// The first write of a start: `attempt` in status, with the conditions of a run being
+    /// started, carrying the resourceVersion the decision was made on (a conflict means
+    /// someone else moved first). Then the finalizer, so a delete during the start stops
+    /// the build. Writes only what the run lacks.
+    pub(super) async fn claim(
+        &mut self,
+        attempt: &StartAttempt,
+        starting: &Progress,
+    ) -> Result<(), Error> {
+        if self.current.start_attempt.as_ref() != Some(attempt)
+            || self.current.conditions.is_empty()
+        {
+            let mut next = self.current.clone();
+            next.start_attempt = Some(attempt.clone());
+            let next = self.with_conditions(next, starting);
+            let version = self.run.resource_version();
+            self.apply_status(next, version).await?;
+        }
+        self.ensure_finalizer().await
+    }
+
+    /// Adds the finalizer when the run lacks it (a conflict if the object changed).
+    pub(super) async fn ensure_finalizer(&mut self) -> Result<(), Error> {
+        let Some(patch) = claim::finalizer_patch(&self.run) else {
+            return Ok(());
+        };
+        let claimed = self
+            .runs
+            .patch(&self.run.name_any(), &patch_params(), &Patch::Merge(&patch))
+            .await?;
+        self.run = Arc::new(claimed);
+        Ok(())
+    }
+
+    /// Removes the operator's finalizer from a deleted run once its cleanup is done.
+    pub(super) async fn release(&self) -> Result<(), Error> {
+        let Some(patch) = claim::release_patch(&self.run) else {
+            return Ok(());
+        };
+        let patch = serde_json::from_value(patch).map_err(|e| {
+            Error::Kube(kube::Error::SerdeError(e)) // release_patch builds a valid JSON patch
+        })?;
+        match self
+            .runs
+            .patch(
+                &self.run.name_any(),
+                &patch_params(),
+                &Patch::Json::<()>(patch),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes a finished run whose `ttlSecondsAfterFinished` elapsed (this object only:
+    /// the uid is a precondition).
+    pub(super) async fn delete(&self) -> Result<Action, Error> {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(self.uid()?),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        info!(run = %self.oref, "deleting finished run: ttlSecondsAfterFinished elapsed");
+        match self.runs.delete(&self.run.name_any(), &params).await {
+            Ok(_) => Ok(Action::await_change()),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
+                Ok(Action::await_change())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Publishes `note` as an Event of the run. An Event that cannot be published is
+    /// logged: it never fails the reconcile.
+    pub(super) async fn publish(&self, note: Note) {
+        let event = Event {
+            type_: note.type_,
+            reason: note.reason.to_owned(),
+            note: Some(truncate(note.message, NOTE_MAX)),
+            action: note.action,
+            secondary: None,
+        };
+        if let Err(error) = self
+            .ctx
+            .recorder
+            .publish(&event, &self.run.object_ref(&()))
+            .await
+        {
+            warn!(run = %self.oref, %error, reason = note.reason, "could not publish Event");
+        }
+    }
+
+    /// `next` with observedGeneration and the conditions for `progress` (transition times
+    /// kept where a condition's status did not change).
+    fn with_conditions(
+        &self,
+        mut next: CodeBuildRunStatus,
+        progress: &Progress,
+    ) -> CodeBuildRunStatus {
+        let generation = self.run.metadata.generation;
+        next.observed_generation = generation;
+        next.conditions = conditions(
+            progress,
+            generation,
+            &self.current.conditions,
+            &convert::now(),
+        );
+        next
+    }
+
+    /// Server-side apply of `next` to the status subresource; with `resource_version`, only
+    /// if the object is still at it.
+    async fn apply_status(
+        &mut self,
+        next: CodeBuildRunStatus,
+        resource_version: Option<String>,
+    ) -> Result<(), Error> {
+        let mut patch = json!({
+            "apiVersion": CodeBuildRun::api_version(&()),
+            "kind": CodeBuildRun::kind(&()),
+            "status": next,
+        });
+        if let Some(version) = resource_version {
+            patch["metadata"] = json!({ "resourceVersion": version });
+        }
+        let written = self
+            .runs
+            .patch_status(
+                &self.run.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        self.run = Arc::new(written);
+        self.current = next;
+        Ok(())
+    }
+}
+
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
