@@ -839,3 +839,40 @@ fn counters_count_log_calls_and_events() {
     assert_eq!(c.calls.get("GetLogEvents"), Some(&2));
     assert_eq!(c.log_events_returned, 5);
 }
+
+#[test]
+fn a_delivery_delay_leaves_the_stream_empty_then_fills_it_after_the_build() {
+    let s = sim();
+    let b = start(
+        &s,
+        json!({"environmentVariablesOverride": env(&[("CODEBUILD_SIM_LOG_DELAY_SECONDS", "500")])}),
+    );
+    let (id, stream) = (b["id"].as_str().unwrap_or_default(), uuid(&b));
+    s.advance_clock(200.0);
+    assert_eq!(build(&s, &b)["buildStatus"], "SUCCEEDED");
+    // The stream exists (its names are shown) but nothing is readable yet.
+    assert_eq!(build(&s, &b)["logs"]["streamName"], json!(stream));
+    let zero = (format!("f/{:056}", 0), format!("b/{:056}", 0));
+    for req in [
+        json!({}),
+        json!({"startFromHead": true}),
+        json!({"nextToken": zero.0}),
+    ] {
+        let page = get(&s, &stream, req.clone()).unwrap_or_default();
+        assert_eq!(page["events"], json!([]), "{req}");
+        assert_eq!(
+            (
+                page["nextForwardToken"].clone(),
+                page["nextBackwardToken"].clone()
+            ),
+            (json!(zero.0), json!(zero.1)),
+            "{req}"
+        );
+    }
+    let info = s.log_stream(id).unwrap_or_else(|| panic!("no stream info"));
+    assert!(info.created.is_some() && info.readable_events == 0 && !info.complete);
+    s.advance_clock(500.0);
+    let (lines, _) = follow(&s, &stream, Some(zero.0.clone()));
+    assert_eq!(lines.len(), s.log_stream(id).map_or(0, |i| i.total_events));
+    assert!(s.log_stream(id).is_some_and(|i| i.complete));
+}

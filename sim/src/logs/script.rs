@@ -10,10 +10,9 @@ use crate::buildspec::{Buildspec, COMMAND_PHASES};
 use crate::lifecycle::{PhaseType, PlannedPhase, Status, Timeline};
 use crate::outcome::{COMMAND_EXECUTION_ERROR, DEFAULT_EXIT_STATUS, parse_command_failure};
 
-/// The log agent sends lines in batches this often (ms, before time scaling).
+/// The log agent sends lines in batches this often (ms, before time scaling); a batch
+/// becomes readable [`Volume::delay_seconds`] after it is sent.
 pub const FLUSH_MS: f64 = 1000.0;
-/// A batch becomes readable this long after it is sent (ms, before time scaling).
-pub const DELIVERY_MS: f64 = 200.0;
 
 /// Inputs for [`LogScript::plan`].
 #[derive(Clone, Debug)]
@@ -27,7 +26,7 @@ pub struct ScriptInput<'a> {
     pub volume: Volume,
     /// Seed of the build's text (from its id).
     pub seed: u64,
-    /// The simulator's time scale (applies to FLUSH_MS and DELIVERY_MS).
+    /// The simulator's time scale (applies to FLUSH_MS and the delivery delay).
     pub time_scale: f64,
 }
 
@@ -90,7 +89,7 @@ impl LogScript {
         let created_ms = super::millis(tl.phases[provisioning].end);
         let scale = input.time_scale.max(0.0);
         let flush = ((FLUSH_MS * scale).round() as i64).max(1);
-        let delivery = (DELIVERY_MS * scale).round() as i64;
+        let delivery = (input.volume.delay_seconds * 1000.0 * scale).round() as i64;
         let mut script = LogScript {
             entries: Vec::new(),
             commands: Vec::new(),

@@ -6,6 +6,7 @@ use crate::outcome::last_value;
 pub const LOG_LINES: &str = "CODEBUILD_SIM_LOG_LINES";
 pub const LOG_LINE_BYTES: &str = "CODEBUILD_SIM_LOG_LINE_BYTES";
 pub const LOG_UNICODE: &str = "CODEBUILD_SIM_LOG_UNICODE";
+pub const LOG_DELAY_SECONDS: &str = "CODEBUILD_SIM_LOG_DELAY_SECONDS";
 
 /// Command output lines per command phase unless `CODEBUILD_SIM_LOG_LINES` says otherwise.
 pub const DEFAULT_LINES: u32 = 4;
@@ -13,9 +14,12 @@ pub const DEFAULT_LINES: u32 = 4;
 pub const MAX_LINES: u32 = 100_000;
 /// The longest message an event may carry: 256 KiB less the per-event overhead.
 pub const MAX_LINE_BYTES: usize = MAX_EVENT_BYTES - EVENT_OVERHEAD_BYTES;
+/// How long a batch of lines takes to become readable unless `CODEBUILD_SIM_LOG_DELAY_SECONDS`
+/// says otherwise (seconds, before time scaling).
+pub const DEFAULT_DELAY_SECONDS: f64 = 0.2;
 
 /// What a build's command output looks like.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Volume {
     /// Output lines each command phase (INSTALL, PRE_BUILD, BUILD, POST_BUILD) prints,
     /// shared among the commands it runs.
@@ -24,6 +28,9 @@ pub struct Volume {
     pub line_bytes: Option<usize>,
     /// Output lines carry non-ASCII text and ANSI colour codes.
     pub unicode: bool,
+    /// Delivery delay: a batch of lines becomes readable this long after it is sent
+    /// (seconds, before time scaling).
+    pub delay_seconds: f64,
 }
 
 impl Default for Volume {
@@ -32,6 +39,7 @@ impl Default for Volume {
             lines: DEFAULT_LINES,
             line_bytes: None,
             unicode: false,
+            delay_seconds: DEFAULT_DELAY_SECONDS,
         }
     }
 }
@@ -69,6 +77,14 @@ pub fn parse(vars: &[(String, String)]) -> Result<Volume, String> {
     if let Some(v) = last_value(vars, LOG_UNICODE) {
         out.unicode = parse_bool(LOG_UNICODE, v)?;
     }
+    if let Some(v) = last_value(vars, LOG_DELAY_SECONDS) {
+        out.delay_seconds = v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|d| d.is_finite() && *d >= 0.0)
+            .ok_or_else(|| format!("{LOG_DELAY_SECONDS} must be a number >= 0, got '{v}'"))?;
+    }
     Ok(out)
 }
 
@@ -89,13 +105,15 @@ mod tests {
             (LOG_LINES, "250"),
             (LOG_LINE_BYTES, "262118"),
             (LOG_UNICODE, "yes"),
+            (LOG_DELAY_SECONDS, "30"),
         ]));
         assert_eq!(
             v,
             Ok(Volume {
                 lines: 250,
                 line_bytes: Some(262_118),
-                unicode: true
+                unicode: true,
+                delay_seconds: 30.0,
             })
         );
     }
@@ -108,6 +126,8 @@ mod tests {
             (LOG_LINE_BYTES, "0"),
             (LOG_LINE_BYTES, "262119"),
             (LOG_UNICODE, "maybe"),
+            (LOG_DELAY_SECONDS, "-1"),
+            (LOG_DELAY_SECONDS, "soon"),
         ] {
             assert!(parse(&vars(&[(name, value)])).is_err(), "{name}={value}");
         }
