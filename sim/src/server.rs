@@ -138,6 +138,9 @@ impl std::fmt::Display for DroppedConnection {
 
 impl std::error::Error for DroppedConnection {}
 
+/// The most of a faulted request's body read before answering it (more is not expected).
+const MAX_FAULTED_BODY: usize = 16 * 1024 * 1024;
+
 /// The answer an injected fault gives instead of the call's (None: the call proceeds).
 fn fault_answer(action: Action, service: Service) -> Result<Option<ApiError>, DroppedConnection> {
     Ok(match (action, service) {
@@ -187,6 +190,10 @@ async fn serve_request(
         }
         if let Some(err) = fault_answer(action, t.service)? {
             tracing::info!(operation = %t.operation, error = %err, "fault injected");
+            // Read the request first: answering with request bytes still unread makes hyper
+            // close the connection, the kernel then resets it, and the client can lose the
+            // answer ("Connection was closed before we received a valid response").
+            let _ = axum::body::to_bytes(Body::new(req.into_body()), MAX_FAULTED_BODY).await;
             return Ok(err.into_response());
         }
     }

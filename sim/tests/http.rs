@@ -423,3 +423,42 @@ async fn faults_apply_to_the_logs_endpoint() {
     assert_eq!((c.throttled, c.server_errors, c.dropped), (1, 2, 1));
     sim.shutdown().await;
 }
+
+/// A faulted answer reads the request first, so the connection stays usable: botocore sends
+/// headers and body in two writes, and a server that answers and closes with the body unread
+/// gets the connection reset under the client, which then loses the answer.
+#[tokio::test]
+async fn a_faulted_answer_keeps_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = sim().await;
+    sim.state().set_faults(Faults {
+        throttle_fraction: 1.0,
+        ..Faults::default()
+    });
+    let body = br#"{"ids": ["demo:x"]}"#;
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: sim\r\nX-Amz-Target: CodeBuild_20161006.BatchGetBuilds\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(sim.addr()).await.expect("connect");
+    for attempt in 0..2 {
+        stream.write_all(head.as_bytes()).await.expect("headers");
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        stream.write_all(body).await.expect("body");
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            text.starts_with("HTTP/1.1 400"),
+            "attempt {attempt}: {text:?}"
+        );
+        assert!(
+            text.contains("ThrottlingException"),
+            "attempt {attempt}: {text:?}"
+        );
+    }
+    sim.shutdown().await;
+}
