@@ -1,5 +1,6 @@
 //! Fault injection settings and the pure per-call decision.
 
+use crate::protocol::Service;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -29,6 +30,9 @@ pub struct Faults {
     pub max_concurrent_builds: Option<u32>,
     /// Restrict throttle/latency/5xx/drop to this operation (e.g. "BatchGetBuilds").
     pub operation: Option<String>,
+    /// Restrict throttle/latency/5xx/drop to one service's endpoint: `codebuild` or `logs`
+    /// (both share the port). Combines with `operation`.
+    pub service: Option<Service>,
     /// Reseed the simulator's random generator when these faults are set.
     pub seed: Option<u64>,
 }
@@ -52,14 +56,23 @@ fn hit(fraction: f64, rng: &mut impl Rng) -> bool {
     }
 }
 
-/// Decides the latency and action for a call to `operation`. Drops are checked first, then
-/// server errors, then throttling.
-pub fn decide(faults: &Faults, operation: &str, rng: &mut impl Rng) -> (Duration, Action) {
-    if faults
-        .operation
-        .as_deref()
-        .is_some_and(|op| op != operation)
-    {
+impl Faults {
+    /// Whether the per-call faults (latency, drop, 5xx, throttle) apply to this call.
+    pub fn applies_to(&self, service: Service, operation: &str) -> bool {
+        self.operation.as_deref().is_none_or(|op| op == operation)
+            && self.service.is_none_or(|s| s == service)
+    }
+}
+
+/// Decides the latency and action for a call to `operation` of `service`. Drops are checked
+/// first, then server errors, then throttling.
+pub fn decide(
+    faults: &Faults,
+    service: Service,
+    operation: &str,
+    rng: &mut impl Rng,
+) -> (Duration, Action) {
+    if !faults.applies_to(service, operation) {
         return (Duration::ZERO, Action::Proceed);
     }
     let latency = Duration::from_millis(faults.latency_ms);
@@ -88,7 +101,12 @@ mod tests {
     fn none_by_default() {
         let mut rng = StdRng::seed_from_u64(1);
         assert_eq!(
-            decide(&Faults::default(), "StartBuild", &mut rng),
+            decide(
+                &Faults::default(),
+                Service::CodeBuild,
+                "StartBuild",
+                &mut rng
+            ),
             (Duration::ZERO, Action::Proceed)
         );
     }
@@ -103,10 +121,34 @@ mod tests {
             ..Faults::default()
         };
         assert_eq!(
-            decide(&f, "BatchGetBuilds", &mut rng),
+            decide(&f, Service::CodeBuild, "BatchGetBuilds", &mut rng),
             (Duration::from_millis(5), Action::Throttle)
         );
-        assert_eq!(decide(&f, "StartBuild", &mut rng).1, Action::Proceed);
+        assert_eq!(
+            decide(&f, Service::CodeBuild, "StartBuild", &mut rng).1,
+            Action::Proceed
+        );
+    }
+
+    #[test]
+    fn scoped_to_one_service() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let f = Faults {
+            server_error_fraction: 1.0,
+            service: Some(Service::Logs),
+            ..Faults::default()
+        };
+        assert_eq!(
+            decide(&f, Service::Logs, "GetLogEvents", &mut rng).1,
+            Action::ServerError(500)
+        );
+        assert_eq!(
+            decide(&f, Service::CodeBuild, "BatchGetBuilds", &mut rng).1,
+            Action::Proceed
+        );
+        let json: Faults = serde_json::from_str(r#"{"service": "logs"}"#).unwrap_or_default();
+        assert_eq!(json.service, Some(Service::Logs));
+        assert!(serde_json::from_str::<Faults>(r#"{"service": "s3"}"#).is_err());
     }
 
     #[test]
@@ -119,7 +161,7 @@ mod tests {
         let run = |seed| {
             let mut rng = StdRng::seed_from_u64(seed);
             (0..1000)
-                .map(|_| decide(&f, "X", &mut rng).1)
+                .map(|_| decide(&f, Service::CodeBuild, "X", &mut rng).1)
                 .collect::<Vec<_>>()
         };
         let a = run(7);
@@ -136,6 +178,6 @@ mod tests {
             throttle_fraction: 1.0,
             ..Faults::default()
         };
-        assert_eq!(decide(&f, "X", &mut rng).1, Action::Drop);
+        assert_eq!(decide(&f, Service::Logs, "X", &mut rng).1, Action::Drop);
     }
 }

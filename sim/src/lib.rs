@@ -12,22 +12,29 @@
 //! sim.shutdown().await;
 //! # Ok(()) }
 //! ```
-//! See sim/README.md for the reserved build variables and the admin API.
+//! The same port serves CloudWatch Logs (`X-Amz-Target: Logs_20140328.<Op>`): the log stream
+//! each build writes as its phases run. See sim/README.md for the reserved build variables
+//! and the admin API.
 
 pub mod admin;
+pub mod build_output;
+pub mod buildspec;
 pub mod config;
 pub mod faults;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod logs;
 pub mod outcome;
 pub mod overrides;
 pub mod pagination;
 pub mod protocol;
+pub mod reports;
 pub mod server;
 pub mod store;
 
+pub use build_output::{LogEvent, LogStreamInfo};
 pub use config::SimConfig;
 pub use faults::Faults;
-pub use protocol::{ApiError, ErrorKind};
+pub use protocol::{ApiError, ErrorKind, Service};
 pub use server::Server;
 pub use store::{Counters, SimState, StartRecord};

@@ -20,9 +20,41 @@ pub struct Outcome {
     pub exports: Vec<(String, String)>,
 }
 
-/// The context a failing phase reports when `CODEBUILD_SIM_MESSAGE` is not set.
-pub fn default_context(phase: PhaseType, status: Status) -> (&'static str, &'static str) {
-    match status {
+/// The value of the reserved variable `name` (the last entry wins, as in the merged
+/// environment).
+pub fn last_value<'v>(vars: &'v [(String, String)], name: &str) -> Option<&'v str> {
+    vars.iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The statusCode of a failing command.
+pub const COMMAND_EXECUTION_ERROR: &str = "COMMAND_EXECUTION_ERROR";
+
+/// The exit status a failing command reports when the message does not say.
+pub const DEFAULT_EXIT_STATUS: i32 = 2;
+
+/// The message CodeBuild gives a phase whose command `command` exited with `status`.
+pub fn command_failure_message(command: &str, status: i32) -> String {
+    format!("Error while executing command: {command}. Reason: exit status {status}")
+}
+
+/// The command and exit status a [`command_failure_message`] names, if `message` is one.
+pub fn parse_command_failure(message: &str) -> Option<(String, i32)> {
+    let rest = message.strip_prefix("Error while executing command: ")?;
+    let (command, status) = rest.rsplit_once(". Reason: exit status ")?;
+    Some((command.to_string(), status.trim().parse().ok()?))
+}
+
+/// The context a failing phase reports when `CODEBUILD_SIM_MESSAGE` is not set. `command` is
+/// the command that fails in a command phase ("make" when unknown).
+pub fn default_context(
+    phase: PhaseType,
+    status: Status,
+    command: Option<&str>,
+) -> (String, String) {
+    let (code, message) = match status {
         Status::TimedOut => crate::lifecycle::TIMEOUT_CONTEXT,
         Status::Fault => (
             "INTERNAL_ERROR",
@@ -38,23 +70,27 @@ pub fn default_context(phase: PhaseType, status: Status) -> (&'static str, &'sta
                 "repository not found for primary source and source version main",
             ),
             PhaseType::UploadArtifacts => ("CLIENT_ERROR", "no matching artifact paths found"),
-            _ => (
-                "COMMAND_EXECUTION_ERROR",
-                "Error while executing command: make. Reason: exit status 2",
-            ),
+            _ => {
+                let command = command.unwrap_or("make");
+                return (
+                    COMMAND_EXECUTION_ERROR.to_string(),
+                    command_failure_message(command, DEFAULT_EXIT_STATUS),
+                );
+            }
         },
-    }
+    };
+    (code.to_string(), message.to_string())
 }
 
 /// Parses the reserved variables (later entries win) for retry number `retry_number`
-/// (0 = the original build). Errors are messages for an InvalidInputException.
-pub fn parse(vars: &[(String, String)], retry_number: u32) -> Result<Outcome, String> {
-    let get = |name: &str| {
-        vars.iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
+/// (0 = the original build). `failing_command` names the command a phase made to fail runs
+/// last (from the buildspec). Errors are messages for an InvalidInputException.
+pub fn parse(
+    vars: &[(String, String)],
+    retry_number: u32,
+    failing_command: impl Fn(PhaseType) -> Option<String>,
+) -> Result<Outcome, String> {
+    let get = |name: &str| last_value(vars, name);
     let mut out = Outcome::default();
     if let Some(v) = get(PHASE_SECONDS) {
         let secs: f64 = v
@@ -94,12 +130,13 @@ pub fn parse(vars: &[(String, String)], retry_number: u32) -> Result<Outcome, St
             .ok_or_else(|| format!("{FAIL_PHASE}: unknown phase '{v}'"))?;
         let succeeds = succeed_on.is_some_and(|n| retry_number >= n);
         if !succeeds {
-            let (code, msg) = default_context(phase, status);
+            let command = failing_command(phase);
+            let (code, msg) = default_context(phase, status, command.as_deref());
             out.failure = Some(Failure {
                 phase,
                 status,
-                status_code: get(STATUS_CODE).unwrap_or(code).to_string(),
-                message: get(MESSAGE).unwrap_or(msg).to_string(),
+                status_code: get(STATUS_CODE).map_or(code, str::to_string),
+                message: get(MESSAGE).map_or(msg, str::to_string),
             });
         }
     }
@@ -114,6 +151,11 @@ mod tests {
         list.iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    /// `parse` with no buildspec commands known.
+    fn parse(vars: &[(String, String)], retry: u32) -> Result<Outcome, String> {
+        super::parse(vars, retry, |_| None)
     }
 
     #[test]
@@ -132,6 +174,24 @@ mod tests {
             f.message,
             "Error while executing command: make. Reason: exit status 2"
         );
+    }
+
+    #[test]
+    fn default_message_names_the_failing_command() {
+        let v = vars(&[(FAIL_PHASE, "BUILD")]);
+        let o = super::parse(&v, 0, |p| {
+            (p == PhaseType::Build).then(|| "make test".into())
+        });
+        let f = o.ok().and_then(|o| o.failure);
+        assert_eq!(
+            f.map(|f| f.message).as_deref(),
+            Some("Error while executing command: make test. Reason: exit status 2")
+        );
+        assert_eq!(
+            parse_command_failure("Error while executing command: a. b. Reason: exit status 127"),
+            Some(("a. b".to_string(), 127))
+        );
+        assert_eq!(parse_command_failure("custom"), None);
     }
 
     #[test]

@@ -402,6 +402,13 @@ pub fn merged_env_vars(project: &Value, req: &Value) -> Vec<Value> {
     out
 }
 
+/// The buildspec a build runs: `buildspecOverride`, else the project's `source.buildspec`.
+pub fn merged_buildspec<'v>(project: &'v Value, req: &'v Value) -> Option<&'v str> {
+    req.get("buildspecOverride")
+        .and_then(Value::as_str)
+        .or_else(|| project["source"]["buildspec"].as_str())
+}
+
 /// Name/value pairs of the merged environment (for the reserved variables).
 pub fn env_pairs(vars: &[Value]) -> Vec<(String, String)> {
     vars.iter()

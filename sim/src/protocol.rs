@@ -2,13 +2,16 @@
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub const TARGET_PREFIX: &str = "CodeBuild_20161006.";
+/// CloudWatch Logs' `X-Amz-Target` prefix; served on the same port as CodeBuild.
+pub const LOGS_TARGET_PREFIX: &str = "Logs_20140328.";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
-/// The operations the simulator implements.
-pub const OPERATIONS: [&str; 7] = [
+/// The CodeBuild operations the simulator implements.
+pub const OPERATIONS: [&str; 8] = [
     "CreateProject",
     "DeleteProject",
     "BatchGetProjects",
@@ -16,7 +19,26 @@ pub const OPERATIONS: [&str; 7] = [
     "BatchGetBuilds",
     "StopBuild",
     "ListBuildsForProject",
+    "BatchGetReports",
 ];
+
+/// The CloudWatch Logs operations the simulator implements.
+pub const LOGS_OPERATIONS: [&str; 2] = ["GetLogEvents", "FilterLogEvents"];
+
+/// The AWS service a request is addressed to (by its `X-Amz-Target` prefix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    CodeBuild,
+    Logs,
+}
+
+/// A request's `X-Amz-Target`: the service and the operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub service: Service,
+    pub operation: String,
+}
 
 /// Error `__type`s the simulator returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +52,10 @@ pub enum ErrorKind {
     Serialization,
     InternalFailure,
     ServiceUnavailable,
+    /// CloudWatch Logs' validation error.
+    InvalidParameter,
+    /// CloudWatch Logs' declared server fault (HTTP 500).
+    LogsServiceUnavailable,
 }
 
 impl ErrorKind {
@@ -44,12 +70,16 @@ impl ErrorKind {
             ErrorKind::Serialization => "SerializationException",
             ErrorKind::InternalFailure => "InternalFailure",
             ErrorKind::ServiceUnavailable => "ServiceUnavailable",
+            ErrorKind::InvalidParameter => "InvalidParameterException",
+            ErrorKind::LogsServiceUnavailable => "ServiceUnavailableException",
         }
     }
 
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorKind::InternalFailure => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::InternalFailure | ErrorKind::LogsServiceUnavailable => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             ErrorKind::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -85,6 +115,11 @@ impl ApiError {
 
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::ResourceNotFound, message)
+    }
+
+    /// CloudWatch Logs' InvalidParameterException.
+    pub fn invalid_parameter(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidParameter, message)
     }
 
     /// The service's "1 validation error detected" shape for a null required member.
@@ -128,10 +163,27 @@ fn uuid_like_request_id() -> String {
     uuid::Builder::from_random_bytes(b).into_uuid().to_string()
 }
 
-/// The operation named by `X-Amz-Target`, if the header has the CodeBuild prefix.
+/// The CodeBuild operation named by `X-Amz-Target`, if the header has the CodeBuild prefix.
 pub fn operation(headers: &HeaderMap) -> Option<String> {
-    let target = headers.get("x-amz-target")?.to_str().ok()?;
-    target.strip_prefix(TARGET_PREFIX).map(str::to_string)
+    target(headers)
+        .filter(|t| t.service == Service::CodeBuild)
+        .map(|t| t.operation)
+}
+
+/// The service and operation named by `X-Amz-Target` (CodeBuild or CloudWatch Logs prefix).
+pub fn target(headers: &HeaderMap) -> Option<Target> {
+    let value = headers.get("x-amz-target")?.to_str().ok()?;
+    [
+        (TARGET_PREFIX, Service::CodeBuild),
+        (LOGS_TARGET_PREFIX, Service::Logs),
+    ]
+    .into_iter()
+    .find_map(|(prefix, service)| {
+        value.strip_prefix(prefix).map(|op| Target {
+            service,
+            operation: op.to_string(),
+        })
+    })
 }
 
 /// The access key id from a SigV4 `Authorization` header (`Credential=AKID/...`).
@@ -162,6 +214,20 @@ mod tests {
         );
         assert_eq!(operation(&h).as_deref(), Some("StartBuild"));
         assert_eq!(access_key_id(&h).as_deref(), Some("AKIDEXAMPLE"));
+        h.insert(
+            "x-amz-target",
+            HeaderValue::from_static("Logs_20140328.GetLogEvents"),
+        );
+        assert_eq!(operation(&h), None);
+        assert_eq!(
+            target(&h),
+            Some(Target {
+                service: Service::Logs,
+                operation: "GetLogEvents".into()
+            })
+        );
+        h.insert("x-amz-target", HeaderValue::from_static("Other_1.X"));
+        assert_eq!(target(&h), None);
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! HTTP server: the CodeBuild endpoint (`POST /`) and the admin API on one port. Uses hyper
-//! directly so an injected fault can close a connection without writing a response.
+//! HTTP server: the CodeBuild and CloudWatch Logs endpoints (`POST /`, told apart by the
+//! `X-Amz-Target` prefix) and the admin API on one port. Uses hyper directly so an injected
+//! fault can close a connection without writing a response.
 
 use crate::admin;
 use crate::config::SimConfig;
 use crate::faults::Action;
-use crate::protocol::{self, ApiError, ErrorKind};
+use crate::protocol::{self, ApiError, ErrorKind, Service, Target};
 use crate::store::SimState;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -87,7 +88,7 @@ impl Drop for Server {
 /// The axum router for everything that is not an injected fault.
 pub fn router(state: SimState) -> Router {
     Router::new()
-        .route("/", post(codebuild))
+        .route("/", post(api))
         .merge(admin::routes())
         .with_state(state)
 }
@@ -137,49 +138,71 @@ impl std::fmt::Display for DroppedConnection {
 
 impl std::error::Error for DroppedConnection {}
 
+/// The most of a faulted request's body read before answering it (more is not expected).
+const MAX_FAULTED_BODY: usize = 16 * 1024 * 1024;
+
+/// The answer an injected fault gives instead of the call's (None: the call proceeds).
+fn fault_answer(action: Action, service: Service) -> Result<Option<ApiError>, DroppedConnection> {
+    Ok(match (action, service) {
+        (Action::Proceed, _) => None,
+        (Action::Drop, _) => return Err(DroppedConnection),
+        (Action::ServerError(503), _) => Some(ApiError::new(
+            ErrorKind::ServiceUnavailable,
+            "Service Unavailable",
+        )),
+        // CloudWatch Logs declares ServiceUnavailableException (HTTP 500) as its fault.
+        (Action::ServerError(_), Service::Logs) => Some(ApiError::new(
+            ErrorKind::LogsServiceUnavailable,
+            "The service cannot complete the request.",
+        )),
+        (Action::ServerError(_), Service::CodeBuild) => Some(ApiError::new(
+            ErrorKind::InternalFailure,
+            "We encountered an internal error. Please try again.",
+        )),
+        (Action::Throttle, _) => Some(ApiError::new(ErrorKind::Throttling, "Rate exceeded")),
+    })
+}
+
+/// The API target of a request to `POST /` (None for other requests). A missing or unknown
+/// target is counted as `<none>` against the CodeBuild endpoint.
+fn api_target(req: &Request<Incoming>) -> Option<Target> {
+    (req.method() == Method::POST && req.uri().path() == "/").then(|| {
+        protocol::target(req.headers()).unwrap_or_else(|| Target {
+            service: Service::CodeBuild,
+            operation: "<none>".to_string(),
+        })
+    })
+}
+
 async fn serve_request(
     state: SimState,
     app: Router,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, DroppedConnection> {
-    if req.method() == Method::POST && req.uri().path() == "/" {
-        let op = protocol::operation(req.headers()).unwrap_or_else(|| "<none>".to_string());
-        let (latency, action) = state.begin_call(&op);
+    let target = api_target(&req);
+    if let Some(t) = &target {
+        let (latency, action) = state.begin_call(t.service, &t.operation);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        let fault = match action {
-            Action::Proceed => None,
-            Action::Drop => {
-                tracing::info!(operation = %op, "fault: dropping connection");
-                return Err(DroppedConnection);
-            }
-            Action::ServerError(503) => Some(ApiError::new(
-                ErrorKind::ServiceUnavailable,
-                "Service Unavailable",
-            )),
-            Action::ServerError(_) => Some(ApiError::new(
-                ErrorKind::InternalFailure,
-                "We encountered an internal error. Please try again.",
-            )),
-            Action::Throttle => Some(ApiError::new(ErrorKind::Throttling, "Rate exceeded")),
-        };
-        if let Some(err) = fault {
-            tracing::info!(operation = %op, error = %err, "fault injected");
+        if action == Action::Drop {
+            tracing::info!(operation = %t.operation, "fault: dropping connection");
+        }
+        if let Some(err) = fault_answer(action, t.service)? {
+            tracing::info!(operation = %t.operation, error = %err, "fault injected");
+            // Read the request first: answering with request bytes still unread makes hyper
+            // close the connection, the kernel then resets it, and the client can lose the
+            // answer ("Connection was closed before we received a valid response").
+            let _ = axum::body::to_bytes(Body::new(req.into_body()), MAX_FAULTED_BODY).await;
             return Ok(err.into_response());
         }
     }
-    let op = if req.method() == Method::POST && req.uri().path() == "/" {
-        protocol::operation(req.headers())
-    } else {
-        None
-    };
     let resp = match app.oneshot(req.map(Body::new)).await {
         Ok(resp) => resp,
         Err(never) => match never {},
     };
-    if let Some(op) = op {
-        let hold = state.response_latency(&op);
+    if let Some(t) = target {
+        let hold = state.response_latency(t.service, &t.operation);
         if !hold.is_zero() {
             tokio::time::sleep(hold).await;
         }
@@ -187,12 +210,13 @@ async fn serve_request(
     Ok(resp)
 }
 
-async fn codebuild(
-    State(state): State<SimState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response<Body> {
-    let Some(op) = protocol::operation(&headers) else {
+/// `POST /`: a CodeBuild or CloudWatch Logs call.
+async fn api(State(state): State<SimState>, headers: HeaderMap, body: Bytes) -> Response<Body> {
+    let Some(Target {
+        service,
+        operation: op,
+    }) = protocol::target(&headers)
+    else {
         return ApiError::new(
             ErrorKind::UnknownOperation,
             "Missing or unrecognised X-Amz-Target header",
@@ -210,8 +234,13 @@ async fn codebuild(
             }
         }
     };
-    let akid = protocol::access_key_id(&headers);
-    let result = state.dispatch(&op, &request, akid.as_deref());
+    let result = match service {
+        Service::CodeBuild => {
+            let akid = protocol::access_key_id(&headers);
+            state.dispatch(&op, &request, akid.as_deref())
+        }
+        Service::Logs => state.dispatch_logs(&op, &request),
+    };
     match result {
         Ok(v) => {
             tracing::debug!(operation = %op, "ok");

@@ -1,14 +1,16 @@
 //! The simulator's state and the CodeBuild operations over it. Build state is derived from
 //! the clock whenever it is read; nothing runs in the background.
 
+use crate::build_output::{BuildOutput, Choices, Context, LogEvent, LogStreamInfo};
 use crate::config::SimConfig;
 use crate::faults::{self, Action, Faults};
 use crate::idempotency::{self, Decision, TokenEntry};
 use crate::lifecycle::{self, PhaseType, PlanInput, Status, Timeline};
-use crate::outcome;
+use crate::logs::api::{self as logs_api, LogGroups};
+use crate::logs::filter::StreamEvents;
 use crate::overrides::{self, BuildIds, Place};
 use crate::pagination::{self, SortOrder};
-use crate::protocol::{ApiError, ErrorKind};
+use crate::protocol::{ApiError, ErrorKind, Service};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -30,6 +32,10 @@ pub struct Counters {
     pub server_errors: u64,
     pub dropped: u64,
     pub account_limit_exceeded: u64,
+    /// Events returned by GetLogEvents and FilterLogEvents calls that were processed.
+    pub log_events_returned: u64,
+    /// Report ARNs requested through BatchGetReports calls that were processed.
+    pub batch_get_reports_arns: u64,
 }
 
 /// One StartBuild request as received.
@@ -72,6 +78,8 @@ struct BuildRecord {
     exports: Vec<(String, String)>,
     resolved_source_version: Option<String>,
     retry: Option<RetryState>,
+    /// Its log stream and reports (shared: records are cloned for auto-retries).
+    output: Arc<BuildOutput>,
 }
 
 impl BuildRecord {
@@ -115,7 +123,29 @@ impl BuildRecord {
             }
             m.insert("autoRetryConfig".into(), Value::Object(c));
         }
+        self.output
+            .render_into(&mut m, &self.timeline, now, self.stopped_at);
         Value::Object(m)
+    }
+
+    /// When the build ended (completed or stopped), if it has by `now`.
+    fn ended_at(&self, now: f64) -> Option<f64> {
+        let end = self
+            .stopped_at
+            .filter(|s| *s < self.timeline.completed_at)
+            .unwrap_or(self.timeline.completed_at);
+        (end <= now).then_some(end)
+    }
+
+    /// Its log stream as readers see it at `now`, once the stream exists.
+    fn stream_at(&self, now: f64) -> Option<StreamEvents<'_>> {
+        let (_, name) = self.output.stream.as_ref()?;
+        let (script, readable) = self.output.readable(&self.timeline, now, self.stopped_at)?;
+        Some(StreamEvents {
+            name,
+            script,
+            readable,
+        })
     }
 
     fn is_complete(&self, now: f64) -> bool {
@@ -148,6 +178,10 @@ struct Inner {
     faults: Faults,
     rng: StdRng,
     clock_offset: f64,
+    /// Log group -> stream -> build index, for the logs operations.
+    streams: HashMap<String, BTreeMap<String, usize>>,
+    /// Report ARN -> (build index, report index).
+    reports: HashMap<String, (usize, usize)>,
 }
 
 /// Shared simulator state; cheap to clone.
@@ -222,6 +256,8 @@ impl SimState {
                 faults: Faults::default(),
                 rng: StdRng::seed_from_u64(seed),
                 clock_offset: 0.0,
+                streams: HashMap::new(),
+                reports: HashMap::new(),
             })),
             config: Arc::new(config),
         };
@@ -333,6 +369,8 @@ impl SimState {
         g.starts.clear();
         g.counters = Counters::default();
         g.faults = Faults::default();
+        g.streams.clear();
+        g.reports.clear();
     }
 
     /// [`SimState::reset`] and also deletes every project.
@@ -341,16 +379,11 @@ impl SimState {
         self.lock().projects.clear();
     }
 
-    /// How long to hold the answer of `operation` after processing it (see
+    /// How long to hold the answer of `operation` of `service` after processing it (see
     /// [`Faults::response_latency_ms`]).
-    pub fn response_latency(&self, operation: &str) -> Duration {
+    pub fn response_latency(&self, service: Service, operation: &str) -> Duration {
         let g = self.lock();
-        let applies = g
-            .faults
-            .operation
-            .as_deref()
-            .is_none_or(|op| op == operation);
-        if applies {
+        if g.faults.applies_to(service, operation) {
             Duration::from_millis(g.faults.response_latency_ms)
         } else {
             Duration::ZERO
@@ -358,11 +391,11 @@ impl SimState {
     }
 
     /// Counts a call and decides its injected fault (used by the HTTP layer).
-    pub fn begin_call(&self, operation: &str) -> (Duration, Action) {
+    pub fn begin_call(&self, service: Service, operation: &str) -> (Duration, Action) {
         let mut g = self.lock();
         g.count_call(operation);
         let faults = g.faults.clone();
-        let decision = faults::decide(&faults, operation, &mut g.rng);
+        let decision = faults::decide(&faults, service, operation, &mut g.rng);
         match decision.1 {
             Action::Drop => g.counters.dropped += 1,
             Action::ServerError(_) => g.counters.server_errors += 1,
@@ -425,12 +458,164 @@ impl SimState {
             "BatchGetBuilds" => g.batch_get_builds(request, now),
             "StopBuild" => g.stop_build(request, now),
             "ListBuildsForProject" => g.list_builds_for_project(request, &place),
+            "BatchGetReports" => g.batch_get_reports(request, now),
             other => Err(ApiError::new(
                 ErrorKind::UnknownOperation,
                 format!("Unknown operation {other}"),
             )),
         }
     }
+
+    /// Runs one CloudWatch Logs operation in-process (counted, no fault injection).
+    pub fn call_logs(&self, operation: &str, request: &Value) -> Result<Value, ApiError> {
+        self.lock().count_call(operation);
+        self.dispatch_logs(operation, request)
+    }
+
+    /// Runs one CloudWatch Logs operation (not counted; the caller counts).
+    pub fn dispatch_logs(&self, operation: &str, request: &Value) -> Result<Value, ApiError> {
+        if !request.is_object() {
+            return Err(ApiError::new(
+                ErrorKind::Serialization,
+                "Request body must be a JSON object",
+            ));
+        }
+        let mut g = self.lock();
+        let now = wall_clock() + g.clock_offset;
+        g.settle(&self.config, now);
+        let groups = GroupsAt { inner: &g, now };
+        let (out, events) = match operation {
+            "GetLogEvents" => logs_api::get_log_events(&groups, request)?,
+            "FilterLogEvents" => logs_api::filter_log_events(&groups, request)?,
+            other => {
+                return Err(ApiError::new(
+                    ErrorKind::UnknownOperation,
+                    format!("Unknown operation {other}"),
+                ));
+            }
+        };
+        g.counters.log_events_returned += events as u64;
+        Ok(out)
+    }
+
+    /// The events of a build's log stream readable now, in stream order, with their times.
+    /// Empty until the stream exists; None for an unknown build or one without CloudWatch
+    /// logs.
+    pub fn log_events(&self, build_id: &str) -> Option<Vec<LogEvent>> {
+        let mut g = self.lock();
+        let now = wall_clock() + g.clock_offset;
+        g.settle(&self.config, now);
+        let b = &g.builds[*g.by_id.get(build_id)?];
+        b.output.stream.as_ref()?;
+        let Some(s) = b.stream_at(now) else {
+            return Some(Vec::new());
+        };
+        let events = (0..s.readable)
+            .map(|i| LogEvent {
+                index: i,
+                timestamp: s.script.timestamp(i),
+                ingestion_time: s.script.ingestion(i),
+                message: s.script.message(i),
+            })
+            .collect();
+        Some(events)
+    }
+
+    /// Where a build logs and how far its stream has got; None for an unknown build or one
+    /// without CloudWatch logs.
+    pub fn log_stream(&self, build_id: &str) -> Option<LogStreamInfo> {
+        let mut g = self.lock();
+        let now = wall_clock() + g.clock_offset;
+        g.settle(&self.config, now);
+        let b = &g.builds[*g.by_id.get(build_id)?];
+        LogStreamInfo::of(
+            &b.output,
+            &b.timeline,
+            now,
+            b.stopped_at,
+            b.is_complete(now),
+        )
+    }
+
+    /// A build's reports as BatchGetReports shows them now (those that exist yet); None for
+    /// an unknown build.
+    pub fn reports_of(&self, build_id: &str) -> Option<Vec<Value>> {
+        let mut g = self.lock();
+        let now = wall_clock() + g.clock_offset;
+        g.settle(&self.config, now);
+        let b = &g.builds[*g.by_id.get(build_id)?];
+        let ended = b.ended_at(now);
+        Some(
+            b.output
+                .reports
+                .iter()
+                .filter(|r| r.exists(now, b.stopped_at))
+                .map(|r| r.render(now, ended))
+                .collect(),
+        )
+    }
+}
+
+/// The log groups of the simulator's builds at one instant.
+struct GroupsAt<'a> {
+    inner: &'a Inner,
+    now: f64,
+}
+
+impl LogGroups for GroupsAt<'_> {
+    fn streams(&self, group: &str) -> Option<Vec<StreamEvents<'_>>> {
+        let by_name = self.inner.streams.get(group)?;
+        let streams: Vec<StreamEvents> = by_name
+            .values()
+            .filter_map(|&i| self.inner.builds[i].stream_at(self.now))
+            .collect();
+        (!streams.is_empty()).then_some(streams)
+    }
+
+    fn stream(&self, group: &str, stream: &str) -> Result<StreamEvents<'_>, ApiError> {
+        let by_name = self.inner.streams.get(group);
+        let found = by_name
+            .and_then(|m| m.get(stream))
+            .and_then(|&i| self.inner.builds[i].stream_at(self.now));
+        if let Some(s) = found {
+            return Ok(s);
+        }
+        let group_exists = by_name.is_some_and(|m| {
+            m.values()
+                .any(|&i| self.inner.builds[i].stream_at(self.now).is_some())
+        });
+        Err(ApiError::not_found(if group_exists {
+            logs_api::STREAM_NOT_FOUND
+        } else {
+            logs_api::GROUP_NOT_FOUND
+        }))
+    }
+}
+
+/// The timeline of a new build and its (time-scaled) phase length.
+fn plan_timeline(
+    config: &SimConfig,
+    fields: &Map<String, Value>,
+    choices: &Choices,
+    start: f64,
+) -> (Timeline, f64) {
+    let scale = config.time_scale.max(0.0);
+    let timeout_minutes = fields
+        .get("timeoutInMinutes")
+        .and_then(Value::as_f64)
+        .unwrap_or(60.0);
+    let phase_seconds = choices
+        .outcome
+        .phase_seconds
+        .unwrap_or(config.phase_seconds)
+        * scale;
+    let timeline = lifecycle::plan(&PlanInput {
+        start,
+        phase_seconds,
+        failure: choices.outcome.failure.clone(),
+        timeout_seconds: Some(timeout_minutes * 60.0 * scale),
+    });
+    (timeline, phase_seconds)
 }
 
 impl Inner {
@@ -512,8 +697,12 @@ impl Inner {
     ) -> Result<usize, ApiError> {
         let env = overrides::merged_env_vars(project_json, request);
         let retry_number = retry.as_ref().map_or(0, |r| r.number);
-        let outcome =
-            outcome::parse(&overrides::env_pairs(&env), retry_number).map_err(ApiError::invalid)?;
+        let choices = Choices::read(
+            overrides::merged_buildspec(project_json, request),
+            &overrides::env_pairs(&env),
+            retry_number,
+        )
+        .map_err(ApiError::invalid)?;
         let uuid = uuid::Builder::from_random_bytes(self.rng.random())
             .into_uuid()
             .to_string();
@@ -532,22 +721,25 @@ impl Inner {
             initiator: &config.initiator,
         };
         let fields = overrides::build_fields(project_json, request, &ids, &place);
-        let scale = config.time_scale.max(0.0);
-        let timeout_minutes = fields
-            .get("timeoutInMinutes")
-            .and_then(Value::as_f64)
-            .unwrap_or(60.0);
-        let timeline = lifecycle::plan(&PlanInput {
-            start,
-            phase_seconds: outcome.phase_seconds.unwrap_or(config.phase_seconds) * scale,
-            failure: outcome.failure,
-            timeout_seconds: Some(timeout_minutes * 60.0 * scale),
-        });
+        let (timeline, phase_seconds) = plan_timeline(config, &fields, &choices, start);
         let resolved_source_version = overrides::resolved_source_version(
             &fields["source"],
             fields.get("sourceVersion").and_then(Value::as_str),
         );
         let id = ids.id();
+        let output = BuildOutput::plan(
+            &choices,
+            &Context {
+                id: &id,
+                project,
+                fields: &fields,
+                timeline: &timeline,
+                phase_seconds,
+                time_scale: config.time_scale.max(0.0),
+                region: &config.region,
+                account: &config.account_id,
+            },
+        );
         self.builds.push(BuildRecord {
             id: id.clone(),
             project: project.to_string(),
@@ -557,13 +749,29 @@ impl Inner {
             fields,
             timeline,
             stopped_at: None,
-            exports: outcome.exports,
+            exports: choices.outcome.exports,
             resolved_source_version,
             retry,
+            output: Arc::new(output),
         });
         let idx = self.builds.len() - 1;
         self.by_id.insert(id, idx);
+        self.index_output(idx);
         Ok(idx)
+    }
+
+    /// Makes a new build's log stream and reports findable.
+    fn index_output(&mut self, idx: usize) {
+        let output = Arc::clone(&self.builds[idx].output);
+        if let Some((group, stream)) = &output.stream {
+            self.streams
+                .entry(group.clone())
+                .or_default()
+                .insert(stream.clone(), idx);
+        }
+        for (i, r) in output.reports.iter().enumerate() {
+            self.reports.insert(r.arn.clone(), (idx, i));
+        }
     }
 
     fn start_build(
@@ -681,6 +889,42 @@ impl Inner {
             b.stopped_at = Some(now);
         }
         Ok(json!({ "build": b.render(now) }))
+    }
+
+    fn batch_get_reports(&mut self, req: &Value, now: f64) -> Result<Value, ApiError> {
+        let arns = ids_list(req, "reportArns", 100)?;
+        if arns.iter().any(String::is_empty) {
+            return Err(ApiError::constraint(
+                "",
+                "reportArns.member",
+                "Member must have length greater than or equal to 1",
+            ));
+        }
+        self.counters.batch_get_reports_arns += arns.len() as u64;
+        let mut reports = Vec::new();
+        let mut not_found = Vec::new();
+        for arn in arns {
+            let found = self.reports.get(&arn).and_then(|&(b, r)| {
+                let build = &self.builds[b];
+                let report = &build.output.reports[r];
+                report
+                    .exists(now, build.stopped_at)
+                    .then(|| report.render(now, build.ended_at(now)))
+            });
+            match found {
+                Some(r) => reports.push(r),
+                None => not_found.push(arn),
+            }
+        }
+        // Both lists have a minimum length of 1 in the model: empty ones are left out.
+        let mut out = json!({});
+        if !reports.is_empty() {
+            out["reports"] = json!(reports);
+        }
+        if !not_found.is_empty() {
+            out["reportsNotFound"] = json!(not_found);
+        }
+        Ok(out)
     }
 
     fn list_builds_for_project(&mut self, req: &Value, place: &Place) -> Result<Value, ApiError> {

@@ -35,7 +35,13 @@ os.environ.update(
         "AWS_EC2_METADATA_DISABLED": "true",
     }
 )
-for _var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_CODEBUILD"):
+for _var in (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_CODEBUILD",
+    "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+):
     os.environ.pop(_var, None)
 
 
@@ -139,7 +145,8 @@ class RawCapture:
 
     def __init__(self, client):
         self.last = None
-        client.meta.events.register("before-parse.codebuild", self._capture)
+        service = client.meta.service_model.service_id.hyphenize()
+        client.meta.events.register(f"before-parse.{service}", self._capture)
 
     def _capture(self, response_dict=None, **_kwargs):
         self.last = response_dict
@@ -149,9 +156,9 @@ class RawCapture:
         return json.loads(body) if body else {}
 
 
-def _client(url: str):
+def _client(url: str, service: str = "codebuild"):
     client = boto3.client(
-        "codebuild",
+        service,
         endpoint_url=url,
         region_name=REGION,
         aws_access_key_id=ACCESS_KEY,
@@ -170,6 +177,17 @@ def sim(sim_url):
 @pytest.fixture(scope="session")
 def moto(moto_url):
     return _client(moto_url)
+
+
+@pytest.fixture(scope="session")
+def sim_logs(sim_url):
+    """A CloudWatch Logs client pointed at the simulator (the CodeBuild port)."""
+    return _client(sim_url, "logs")
+
+
+@pytest.fixture(scope="session")
+def moto_logs(moto_url):
+    return _client(moto_url, "logs")
 
 
 class Admin:
@@ -200,7 +218,8 @@ def admin(sim_url):
 @pytest.fixture(autouse=True)
 def _clear_faults(request):
     """Every test starts and ends without injected faults."""
-    if "sim_url" in request.fixturenames or "sim" in request.fixturenames or "admin" in request.fixturenames:
+    uses_sim = {"sim_url", "sim", "admin", "sim_logs"} & set(request.fixturenames)
+    if uses_sim:
         admin = Admin(request.getfixturevalue("sim_url"))
         admin.post("/_sim/faults", {})
         yield

@@ -49,3 +49,23 @@ def sim_env(**variables) -> list:
         {"name": f"CODEBUILD_SIM_{k.upper()}", "value": str(v), "type": "PLAINTEXT"}
         for k, v in variables.items()
     ]
+
+
+def build_uuid(build: dict) -> str:
+    return build["id"].split(":", 1)[1]
+
+
+def follow_log(logs, group: str, stream: str, token=None, **kwargs):
+    """Reads a stream forward (from `token` or the head) until the forward token stops
+    changing, as a log follower does; returns (events, last token, raw pages)."""
+    events, pages = [], []
+    while True:
+        req = dict(logGroupName=group, logStreamName=stream, startFromHead=True, **kwargs)
+        if token is not None:
+            req["nextToken"] = token
+        page = logs.get_log_events(**req)
+        pages.append(logs.raw.json())
+        events.extend(page["events"])
+        if page["nextForwardToken"] == token:
+            return events, token, pages
+        token = page["nextForwardToken"]

@@ -1,4 +1,5 @@
-"""A strict validator of raw AWS JSON 1.1 responses against botocore's service model.
+"""A strict validator of raw AWS JSON 1.1 responses against botocore's service models
+(`codebuild` by default, `logs` for the CloudWatch Logs endpoint).
 
 botocore's parser silently ignores unknown members and does not check enums, so the
 simulator's raw JSON is walked against the operation's output shape: every key must be a
@@ -8,11 +9,14 @@ allowed, and string/list/number constraints from the model are honoured.
 
 import botocore.session
 
-_MODEL = botocore.session.get_session().get_service_model("codebuild")
+_SESSION = botocore.session.get_session()
+_MODELS = {}
 
 
-def service_model():
-    return _MODEL
+def service_model(service: str = "codebuild"):
+    if service not in _MODELS:
+        _MODELS[service] = _SESSION.get_service_model(service)
+    return _MODELS[service]
 
 
 def _is_number(v):
@@ -90,9 +94,9 @@ def _check(value, shape, path, errors):
         errors.append(f"{path}: unhandled shape type {t}")
 
 
-def violations(operation: str, body: dict) -> list:
+def violations(operation: str, body: dict, service: str = "codebuild") -> list:
     """All violations of `operation`'s output shape in the raw response `body`."""
-    shape = _MODEL.operation_model(operation).output_shape
+    shape = service_model(service).operation_model(operation).output_shape
     errors = []
     if shape is None:
         if body not in ({}, None):
@@ -102,9 +106,9 @@ def violations(operation: str, body: dict) -> list:
     return errors
 
 
-def error_violations(operation: str, body: dict) -> list:
+def error_violations(operation: str, body: dict, service: str = "codebuild") -> list:
     """The raw error body must name an error the operation declares (or a common one)."""
-    declared = {e.name for e in _MODEL.operation_model(operation).error_shapes}
+    declared = {e.name for e in service_model(service).operation_model(operation).error_shapes}
     common = {"ThrottlingException", "InternalFailure", "ServiceUnavailable"}
     errors = []
     if set(body) != {"__type", "message"}:
