@@ -103,7 +103,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		inputs = []string{"-"}
 	}
 	out := bufio.NewWriter(stdout)
-	defer out.Flush()
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
 	for _, input := range inputs {
@@ -119,6 +118,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	if err := out.Flush(); err != nil {
+		fmt.Fprintf(stderr, "gitops-status: writing: %v\n", err)
+		return 1
+	}
 	return 0
 }
 
@@ -128,12 +131,10 @@ func judge(u *unstructured.Unstructured, flux *fluxChecker) Line {
 	if line.Name == "" {
 		line.Name = u.GetGenerateName()
 	}
-	// Compute may change nothing, but give each tool its own copy all the same.
-	res, err := status.Compute(u.DeepCopy())
-	switch {
-	case err != nil:
+	// Each tool gets its own copy of the object.
+	if res, err := status.Compute(u.DeepCopy()); err != nil {
 		line.KStatus = Judgement{Status: string(status.UnknownStatus), Error: err.Error()}
-	default:
+	} else {
 		line.KStatus = Judgement{Status: string(res.Status), Message: res.Message}
 	}
 	if flux != nil {
