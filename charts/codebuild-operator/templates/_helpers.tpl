@@ -172,3 +172,7 @@ podAntiAffinity:
 {{- end }}
 {{- end }}
 
+{{- /* "true" with aggregatedRoles.enabled (absent after a --reuse-values upgrade: off). */ -}}
+{{- define "codebuild-operator.aggregatedRolesEnabled" -}}
+{{- if (.Values.aggregatedRoles | default dict).enabled }}true{{ end }}
+{{- end }}
