@@ -176,3 +176,19 @@ podAntiAffinity:
 {{- define "codebuild-operator.aggregatedRolesEnabled" -}}
 {{- if (.Values.aggregatedRoles | default dict).enabled }}true{{ end }}
 {{- end }}
+
+{{- /*
+The Kubernetes floor. Checked here rather than by Chart.yaml's kubeVersion, which Helm checks
+before rendering with a message that names only a version: `helm template`, `helm lint` and
+--dry-run=client ask no cluster and render for a version built into Helm (v1.20.0 in builds
+from source, older minors in older releases), and the user should learn that, and the flag.
+*/ -}}
+{{- define "codebuild-operator.minKubeVersion" -}}1.33.0{{- end }}
+
+{{- define "codebuild-operator.checkKubeVersion" -}}
+{{- $floor := include "codebuild-operator.minKubeVersion" . }}
+{{- $version := .Capabilities.KubeVersion.Version }}
+{{- if semverCompare (printf "<%s-0" $floor) $version }}
+{{- fail (printf "codebuild-operator needs Kubernetes %s or newer, but this render is for Kubernetes %s. `helm template`, `helm lint` and `--dry-run=client` ask no cluster for its version and use one built into Helm: pass your cluster's, e.g. `--kube-version %s`. (`helm install` and `helm upgrade` use the cluster's own version.)" $floor $version $floor) }}
+{{- end }}
+{{- end }}
