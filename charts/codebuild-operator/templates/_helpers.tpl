@@ -1,14 +1,22 @@
-{{/* The chart's name. */}}
+{{/* The chart's name, or nameOverride. */}}
 {{- define "codebuild-operator.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* The release's full name: the release name alone when it already contains the chart's. */}}
+{{/*
+The release's full name: fullnameOverride, else the release name alone when it already
+contains the (overridden) chart name, else "<release>-<name>".
+*/}}
 {{- define "codebuild-operator.fullname" -}}
-{{- if contains .Chart.Name .Release.Name }}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
 {{- .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -84,4 +92,103 @@ app.kubernetes.io/component: operator
 
 {{- define "codebuild-operator.admissionEnabled" -}}
 {{- if and .Values.policy.enforce .Values.policy.admission.enabled }}true{{ end }}
+{{- end }}
+
+{{- /*
+The pod's and the container's securityContext. A value missing altogether (an upgrade with
+--reuse-values from a chart without these values, which reuses the old chart's defaults)
+gives the same restricted default as values.yaml, never none.
+*/ -}}
+{{- define "codebuild-operator.podSecurityContext" -}}
+{{- if hasKey .Values "podSecurityContext" }}
+{{- toYaml .Values.podSecurityContext }}
+{{- else -}}
+runAsGroup: 65532
+runAsNonRoot: true
+runAsUser: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+{{- end }}
+
+{{- define "codebuild-operator.securityContext" -}}
+{{- if hasKey .Values "securityContext" }}
+{{- toYaml .Values.securityContext }}
+{{- else -}}
+allowPrivilegeEscalation: false
+capabilities:
+  drop:
+  - ALL
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+runAsUser: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+{{- end }}
+
+{{- /* podLabels, refused when they would replace one of the chart's own labels. */ -}}
+{{- define "codebuild-operator.podLabels" -}}
+{{- $own := include "codebuild-operator.labels" . | fromYaml }}
+{{- range $key, $_ := .Values.podLabels }}
+{{- if hasKey $own $key }}
+{{- fail (printf "podLabels may not set %s: the chart sets it (and the selector depends on it)" $key) }}
+{{- end }}
+{{- end }}
+{{- with .Values.podLabels }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- /*
+The pod's affinity: the user's when set; else, with more than one replica, a preferred
+anti-affinity spreading the replicas over nodes (preferred, so a one-node cluster still
+schedules them all).
+*/ -}}
+{{- define "codebuild-operator.affinity" -}}
+{{- if .Values.affinity }}
+{{- toYaml .Values.affinity }}
+{{- else if gt (int .Values.replicas) 1 -}}
+podAntiAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "codebuild-operator.selectorLabels" . | nindent 12 }}
+{{- end }}
+{{- end }}
+
+{{- /* topologySpreadConstraints; one without labelSelector selects the operator's pods. */ -}}
+{{- define "codebuild-operator.topologySpreadConstraints" -}}
+{{- $selector := include "codebuild-operator.selectorLabels" . | fromYaml }}
+{{- range $i, $c := .Values.topologySpreadConstraints }}
+{{- if $i }}{{ "\n" }}{{ end }}
+{{- if not (hasKey $c "labelSelector") }}
+{{- $c = set (deepCopy $c) "labelSelector" (dict "matchLabels" $selector) }}
+{{- end -}}
+- {{ toYaml $c | indent 2 | trim }}
+{{- end }}
+{{- end }}
+
+{{- /* "true" with aggregatedRoles.enabled (absent after a --reuse-values upgrade: off). */ -}}
+{{- define "codebuild-operator.aggregatedRolesEnabled" -}}
+{{- if (.Values.aggregatedRoles | default dict).enabled }}true{{ end }}
+{{- end }}
+
+{{- /*
+The Kubernetes floor. Checked here rather than by Chart.yaml's kubeVersion, which Helm checks
+before rendering with a message that names only a version: `helm template`, `helm lint` and
+--dry-run=client ask no cluster and render for a version built into Helm (v1.20.0 in builds
+from source, older minors in older releases), and the user should learn that, and the flag.
+*/ -}}
+{{- define "codebuild-operator.minKubeVersion" -}}1.33.0{{- end }}
+
+{{- define "codebuild-operator.checkKubeVersion" -}}
+{{- $floor := include "codebuild-operator.minKubeVersion" . }}
+{{- $version := .Capabilities.KubeVersion.Version }}
+{{- if semverCompare (printf "<%s-0" $floor) $version }}
+{{- fail (printf "codebuild-operator needs Kubernetes %s or newer, but this render is for Kubernetes %s. `helm template`, `helm lint` and `--dry-run=client` ask no cluster for its version and use one built into Helm: pass your cluster's, e.g. `--kube-version %s`. (`helm install` and `helm upgrade` use the cluster's own version.)" $floor $version $floor) }}
+{{- end }}
 {{- end }}
