@@ -753,13 +753,18 @@ async fn a_resend_under_another_granted_role_searches_as_the_old_one_first() {
     assert_eq!(statuses(&h)[0]["startAttempt"]["roleArn"], new);
 }
 
-#[tokio::test]
-async fn a_forged_attempt_annotation_is_ignored_with_a_warning_and_refused() {
-    // A tenant writes the annotation earlier versions used, naming another tenant's role.
+/// A run whose legacy annotation a tenant wrote with kubectl, naming another tenant's role.
+fn forged_run(time: &str, region: &str) -> Value {
     let mut object = run_object(&[], Value::Null);
-    let mut forged = attempt("forged-1", &now(), "us-east-1");
+    let mut forged = attempt("forged-1", time, region);
     forged["roleArn"] = json!("arn:aws:iam::222222222222:role/other-tenant");
     with_legacy_annotation(&mut object, forged, "kubectl-client-side-apply");
+    object
+}
+
+#[tokio::test]
+async fn a_forged_attempt_annotation_is_ignored_with_a_warning_and_refused() {
+    let object = forged_run(&now(), "us-east-1");
     let h = harness_with(&object, Duration::from_secs(300), Some(refusing()));
     reconcile_once(&h, &object).await.unwrap();
     assert_refused(&h);
@@ -777,10 +782,7 @@ async fn a_forged_attempt_annotation_is_ignored_with_a_warning_and_refused() {
 
 #[tokio::test]
 async fn a_forged_attempt_annotation_never_lends_its_token_region_or_role() {
-    let mut object = run_object(&[], Value::Null);
-    let mut forged = attempt("forged-1", "2020-01-01T00:00:00Z", "eu-west-1");
-    forged["roleArn"] = json!("arn:aws:iam::222222222222:role/other-tenant");
-    with_legacy_annotation(&mut object, forged, "kubectl-client-side-apply");
+    let object = forged_run("2020-01-01T00:00:00Z", "eu-west-1");
     let role = "arn:aws:iam::111111111111:role/team-a";
     let policies = policies(&[team_policy("a", Some(role))], &[("ns", &[("team", "a")])]);
     let h = harness_with(&object, Duration::from_secs(300), Some(policies));

@@ -55,18 +55,25 @@ impl BuildInfo {
     }
 }
 
+/// Build `p:1` with `status` in `phase`, as the tests of the crate use it.
+#[cfg(test)]
+pub(crate) fn sample_build(status: &str, phase: &str) -> BuildInfo {
+    BuildInfo {
+        build_id: Some("p:1".into()),
+        build_status: Some(status.into()),
+        current_phase: Some(phase.into()),
+        build_complete: Some(status != "IN_PROGRESS"),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::AutoRetryConfig;
 
     fn build(status: &str) -> BuildInfo {
-        BuildInfo {
-            build_id: Some("p:1".into()),
-            build_status: Some(status.into()),
-            build_complete: Some(status != "IN_PROGRESS"),
-            ..Default::default()
-        }
+        sample_build(status, "COMPLETED")
     }
 
     #[test]

@@ -21,6 +21,8 @@ mod status;
 
 pub use artifacts::*;
 pub use build_state::FINAL_BUILD_STATUSES;
+#[cfg(test)]
+pub(crate) use build_state::sample_build;
 pub use cache_logs::*;
 pub use environment::*;
 pub use names::{FIELD_MANAGER, FINALIZER, MARKER_ENV_VAR, START_ATTEMPT_ANNOTATION};

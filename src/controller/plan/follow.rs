@@ -203,15 +203,7 @@ mod tests {
         Timestamp::from_second(secs).unwrap()
     }
 
-    fn build(status: &str, phase: &str) -> BuildInfo {
-        BuildInfo {
-            build_id: Some("p:1".into()),
-            build_status: Some(status.into()),
-            current_phase: Some(phase.into()),
-            build_complete: Some(status != "IN_PROGRESS"),
-            ..Default::default()
-        }
-    }
+    use crate::api::sample_build as build;
 
     fn recorded(b: BuildInfo) -> CodeBuildRunStatus {
         CodeBuildRunStatus {

@@ -83,15 +83,7 @@ mod tests {
     use super::*;
     use crate::api::{AutoRetryConfig, BuildPhase, PhaseContext};
 
-    fn build(status: &str, phase: &str) -> BuildInfo {
-        BuildInfo {
-            build_id: Some("p:1".into()),
-            build_status: Some(status.into()),
-            current_phase: Some(phase.into()),
-            build_complete: Some(status != "IN_PROGRESS"),
-            ..Default::default()
-        }
-    }
+    use crate::api::sample_build as build;
 
     #[test]
     fn running_build_reports_its_phase() {
