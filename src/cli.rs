@@ -94,6 +94,13 @@ pub struct RunArgs {
     #[arg(long, env = "CODEBUILD_OPERATOR_TOKEN_WINDOW", default_value = "5m", value_parser = humantime::parse_duration, hide = true)]
     pub token_window: Duration,
 
+    /// How long a start may keep failing for a reason that may heal on its own (the project
+    /// does not exist yet, access is denied, the account's concurrent build limit) before
+    /// the run shows as Stalled, so GitOps tools and `helm --wait` stop waiting; it keeps
+    /// retrying slowly and goes back to in progress when the cause is gone. E.g. 3m, 90s.
+    #[arg(long, env = "CODEBUILD_OPERATOR_STALL_AFTER", default_value = "3m", value_parser = humantime::parse_duration)]
+    pub stall_after: Duration,
+
     /// Where to serve /metrics (Prometheus), /healthz (liveness) and /readyz (readiness).
     #[arg(
         long,
@@ -155,6 +162,7 @@ impl RunArgs {
         OperatorSettings {
             region: self.region.clone(),
             token_window: self.token_window,
+            stall_after: self.stall_after,
             aws: AwsSettings {
                 endpoint_url: self.endpoint_url.clone(),
                 sts_endpoint_url: self.sts_endpoint_url.clone(),

@@ -1,6 +1,8 @@
 //! The CustomResourceDefinition, rendered from the Rust types.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSON,
+};
 use kube::CustomResourceExt;
 use std::collections::BTreeMap;
 
@@ -44,9 +46,24 @@ impl Kind {
 /// descriptions read as paragraphs (doc comments wrap at 100 columns; `kubectl explain`
 /// wraps on its own), and the `null` that schemars lists among the values of an optional
 /// enum is dropped (`nullable: true` already allows it; `kubectl explain` would show it as
-/// `<no value>`).
+/// `<no value>`). And `status` defaults to `{}`: the apiserver then shows a run the operator
+/// has not written to yet with an empty status, which GitOps health checks in CEL (Flux's
+/// `healthCheckExprs`) can read as in progress; without any `status` their expressions
+/// cannot evaluate at all.
 pub fn crd() -> CustomResourceDefinition {
-    tidied(CodeBuildRun::crd())
+    let mut crd = tidied(CodeBuildRun::crd());
+    for version in &mut crd.spec.versions {
+        let status = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .and_then(|s| s.properties.as_mut())
+            .and_then(|p| p.get_mut("status"));
+        if let Some(status) = status {
+            status.default = Some(JSON(serde_json::json!({})));
+        }
+    }
+    crd
 }
 
 /// The CodeBuildRunPolicy CRD, with the same cosmetic passes.

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use codebuild_sim::{Server, SimConfig};
 use support::{
-    OperatorProcess, TestNamespace, free_port, http_get, kubectl, kubectl_ok, output_text, wait_for,
+    ClusterObject, OperatorProcess, TestNamespace, free_port, http_get, kubectl, kubectl_ok,
+    output_text, wait_for,
 };
 
 const CHART: &str = "charts/codebuild-operator";
@@ -883,16 +884,6 @@ fn namespaced_install_runs_a_build_with_nothing_cluster_wide() {
 
 // ---- tenancy -------------------------------------------------------------------------------
 
-/// Deletes a cluster-scoped object on drop (what the operator or the test made outside the
-/// release).
-struct ClusterObject(String);
-
-impl Drop for ClusterObject {
-    fn drop(&mut self) {
-        let _ = kubectl(&["delete", &self.0, "--ignore-not-found", "--wait=false"]);
-    }
-}
-
 /// policy.enforce=true: the chart's RBAC lets the operator (as its ServiceAccount) read
 /// policies and namespaces and keep its ValidatingAdmissionPolicy, which the chart binds;
 /// `kubectl apply` of a run no policy allows is refused with the operator's message, and an
@@ -935,10 +926,6 @@ fn policy_enforcement_with_the_charts_rbac_and_admission_policy() {
         &["list", "namespaces"][..],
         &["watch", "namespaces"][..],
         &[
-            "create",
-            "validatingadmissionpolicies.admissionregistration.k8s.io",
-        ][..],
-        &[
             "patch",
             &format!("validatingadmissionpolicies.admissionregistration.k8s.io/{vap}"),
         ][..],
@@ -956,6 +943,12 @@ fn policy_enforcement_with_the_charts_rbac_and_admission_policy() {
             "delete",
             "validatingadmissionpolicies.admissionregistration.k8s.io",
         ][..],
+        // The chart owns the admission policy: the operator creates none (one it created
+        // would outlive `helm uninstall`).
+        &[
+            "create",
+            "validatingadmissionpolicies.admissionregistration.k8s.io",
+        ][..],
         &[
             "create",
             "validatingadmissionpolicybindings.admissionregistration.k8s.io",
@@ -971,6 +964,13 @@ fn policy_enforcement_with_the_charts_rbac_and_admission_policy() {
         "jsonpath={.spec.policyName} {.spec.validationActions}",
     ]);
     assert_eq!(binding, format!("{vap} [\"Deny\"]"));
+    let owner = kubectl_ok(&[
+        "get",
+        &format!("validatingadmissionpolicy/{vap}"),
+        "-o",
+        "jsonpath={.metadata.labels.app\\.kubernetes\\.io/managed-by}",
+    ]);
+    assert_eq!(owner, "Helm", "the chart owns the admission policy");
 
     // A policy for this namespace only (by its name label), for the simulator's project.
     let policy = format!("chart-{}", support::random_suffix(6));
@@ -1025,4 +1025,33 @@ fn policy_enforcement_with_the_charts_rbac_and_admission_policy() {
     assert!(log.contains("admission policy written"), "{log}");
     assert_eq!(sim.state().starts().len(), 1, "exactly one StartBuild");
     operator.terminate();
+    // The operator kept the rules of the chart's object, and its labels: an upgrade keeps
+    // the rules (looked up), and `helm uninstall` removes the object.
+    let rules = kubectl_ok(&[
+        "get",
+        &format!("validatingadmissionpolicy/{vap}"),
+        "-o",
+        "jsonpath={.metadata.labels.app\\.kubernetes\\.io/managed-by} {.spec.validations[0].expression}",
+    ]);
+    assert!(
+        rules.starts_with("Helm !variables.requestChanged"),
+        "{rules}"
+    );
+    helm_ok(&["upgrade", &release.name, CHART, "-n", n, "--reuse-values"]);
+    let after = kubectl_ok(&[
+        "get",
+        &format!("validatingadmissionpolicy/{vap}"),
+        "-o",
+        "jsonpath={.spec.validations[0].expression}",
+    ]);
+    assert!(
+        after.starts_with("!variables.requestChanged"),
+        "an upgrade kept the rules: {after}"
+    );
+    helm_ok(&["uninstall", &release.name, "-n", n, "--wait"]);
+    let gone = kubectl(&["get", &format!("validatingadmissionpolicy/{vap}")]);
+    assert!(
+        !gone.status.success(),
+        "the admission policy outlived helm uninstall"
+    );
 }

@@ -17,32 +17,20 @@
 //! Needs Go 1.26 and the Go module proxy the first time (hack/go-tools.sh; .ci/run builds
 //! both tools first). Fails, never skips, when a tool cannot be built.
 
-use std::io::{Read, Write};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use codebuild_operator::api::CodeBuildRun;
 use codebuild_operator::controller::conditions::{Progress, conditions};
 use codebuild_operator::controller::plan;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Value, json};
-
-/// A cold build of a tool (hack/go-tools.sh) takes minutes on 2 shared cores.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-/// One run of a built tool.
-const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use support::gitops::{flux_kustomization, gitops_status, go_tool, run_tool};
 
 fn fixtures() -> PathBuf {
-    root().join("tests/fixtures/gitops-status")
-}
-
-fn flux_kustomization() -> PathBuf {
-    root().join("gitops/flux/kustomization.yaml")
+    support::repo_root().join("tests/fixtures/gitops-status")
 }
 
 fn read(path: &Path) -> String {
@@ -51,96 +39,6 @@ fn read(path: &Path) -> String {
 
 fn yaml(path: &Path) -> Value {
     serde_saphyr::from_str(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Runs `cmd` (feeding `stdin`), killed after `timeout`.
-fn run(cmd: &mut Command, stdin: Option<&str>, timeout: Duration) -> Output {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            buf
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("piped stdin");
-        pipe.write_all(input.as_bytes())
-            .unwrap_or_else(|e| panic!("writing stdin of {cmd:?}: {e}"));
-    }
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait().expect("waiting for a child") {
-            Some(status) => break status,
-            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{cmd:?} did not finish within {timeout:?}");
-            }
-        }
-    };
-    Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
-}
-
-/// The path of a Go tool, built by hack/go-tools.sh when it is not cached. Panics (the test
-/// fails) when it cannot be built.
-fn go_tool(name: &str) -> PathBuf {
-    let out = run(
-        Command::new(root().join("hack/go-tools.sh")).args(["path", name]),
-        None,
-        BUILD_TIMEOUT,
-    );
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    assert!(
-        out.status.success() && path.is_file(),
-        "`hack/go-tools.sh path {name}` failed ({}): it needs Go 1.26 and the Go module proxy \
-         the first time.\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    path
-}
-
-/// Runs gitops-status with the shipped Flux Kustomization; returns one JSON value per
-/// object, in input order.
-fn gitops_status(args: &[&str], stdin: Option<&str>) -> Vec<Value> {
-    let tool = go_tool("gitops-status");
-    let out = run(
-        Command::new(&tool)
-            .arg("--flux-kustomization")
-            .arg(flux_kustomization())
-            .args(args),
-        stdin,
-        RUN_TIMEOUT,
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "gitops-status failed ({}):\n{stdout}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
 }
 
 /// What the operator has written at a stage (src/controller/conditions.rs `Progress`).
@@ -195,28 +93,28 @@ const NOT_FOUND: &str = "starting the build: ResourceNotFoundException: Project 
                          arn:aws:codebuild:us-east-1:123456789012:project/my-app (retrying)";
 const NOT_FOUND_STALLED: &str = "starting the build: ResourceNotFoundException: Project cannot \
                                  be found: arn:aws:codebuild:us-east-1:123456789012:project/\
-                                 my-app (still missing after the grace period)";
+                                 my-app (still failing after 15m; retrying)";
 /// What Flux's CEL evaluator says of an object without `status`: CEL's has() cannot test a
 /// top-level field, so every expression that reads status fails to evaluate.
 const NO_STATUS: &str = "no such attribute(s): status.conditions";
 
 const STAGES: &[Stage] = &[
     // DIFFERENT: kstatus reads an object without conditions as Current ("assumed done"), so
-    // a Kustomization relying on kstatus alone passes before any build started. Flux's CEL
-    // check cannot read the object at all (see NO_STATUS): Flux reports it Unknown with the
-    // error and keeps waiting (never Current); the first status write turns it InProgress.
+    // a Kustomization relying on kstatus alone passes before any build started: nothing the
+    // operator writes can cover the time before its first write. The CRD defaults `status`
+    // to `{}`, so Flux's CEL check reads it (`!has(status.conditions)`) as InProgress.
     Stage {
         fixture: "01-created.yaml",
         wrote: Wrote::Nothing,
         kstatus: ("Current", "Resource is current"),
-        flux: ("Unknown", NO_STATUS),
+        flux: ("InProgress", ""),
     },
-    // DIFFERENT, as above: the claim is a metadata write (finalizer, start attempt) only.
+    // The claim's first write carries the Starting conditions: in progress for both.
     Stage {
         fixture: "02-claimed.yaml",
-        wrote: Wrote::Nothing,
-        kstatus: ("Current", "Resource is current"),
-        flux: ("Unknown", NO_STATUS),
+        wrote: Wrote::InProgress("Starting", "starting a build of project my-app"),
+        kstatus: ("InProgress", "starting a build of project my-app"),
+        flux: ("InProgress", ""),
     },
     Stage {
         fixture: "03-starting.yaml",
@@ -386,7 +284,12 @@ fn fixtures_carry_the_conditions_the_operator_writes() {
         let run: CodeBuildRun = serde_saphyr::from_str(&read(&path))
             .unwrap_or_else(|e| panic!("{}: not a CodeBuildRun: {e}", path.display()));
         let Some(progress) = stage.wrote.progress() else {
-            assert!(run.status.is_none(), "{}: has a status", stage.fixture);
+            let conditions = run.status.as_ref().map(|s| s.conditions.len());
+            assert!(
+                conditions.unwrap_or(0) == 0,
+                "{}: has conditions",
+                stage.fixture
+            );
             continue;
         };
         let status = run
@@ -432,17 +335,18 @@ fn flux_cel_reads_a_deleting_run_as_in_progress_even_when_its_status_is_current(
     assert_eq!(lines[0]["flux"]["status"], "InProgress", "{}", lines[0]);
 }
 
-/// A `status: {}` (no conditions) is InProgress for Flux's CEL check without an evaluation
-/// error (the error of fixtures 01/02 comes from the missing top-level `status` only), and
-/// still Current for kstatus.
+/// Why the CRD defaults `status` to `{}`: without any `status` (a CRD from before that
+/// default), Flux's CEL check cannot evaluate at all (CEL's has() cannot test a top-level
+/// field): Flux reports the run Unknown with an error and waits, instead of InProgress.
 #[test]
-fn flux_cel_reads_an_empty_status_as_in_progress() {
+fn flux_cel_cannot_read_a_run_without_any_status() {
     let mut run = yaml(&fixtures().join("01-created.yaml"));
-    run["status"] = json!({});
+    run.as_object_mut().unwrap().remove("status");
     let lines = gitops_status(&[], Some(&run.to_string()));
     assert_eq!(lines[0]["kstatus"]["status"], "Current", "{}", lines[0]);
-    assert_eq!(lines[0]["flux"]["status"], "InProgress", "{}", lines[0]);
-    assert!(lines[0]["flux"].get("error").is_none(), "{}", lines[0]);
+    assert_eq!(lines[0]["flux"]["status"], "Unknown", "{}", lines[0]);
+    let error = lines[0]["flux"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains(NO_STATUS), "{}", lines[0]);
 }
 
 /// The tool reads a List, a stream of JSON objects and YAML files alike.
@@ -472,12 +376,11 @@ fn gitops_status_reads_a_list_a_json_stream_and_yaml_alike() {
 #[test]
 fn gitops_status_refuses_a_kustomization_without_a_codebuildrun_entry() {
     let tool = go_tool("gitops-status");
-    let out = run(
+    let out = run_tool(
         Command::new(&tool)
             .arg("--flux-kustomization")
-            .arg(root().join("examples/gitops/flux-kustomization.yaml")),
+            .arg(support::repo_root().join("examples/gitops/flux-kustomization.yaml")),
         Some(""),
-        RUN_TIMEOUT,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -518,7 +421,7 @@ fn flux_example_is_a_v1_kustomization_in_the_documented_form() {
     assert_eq!(entry["kind"], "CodeBuildRun");
 
     let examples: Vec<Value> = serde_saphyr::from_multiple(&read(
-        &root().join("examples/gitops/flux-kustomization.yaml"),
+        &support::repo_root().join("examples/gitops/flux-kustomization.yaml"),
     ))
     .expect("examples/gitops/flux-kustomization.yaml");
     let source = &k["spec"]["sourceRef"];
@@ -528,25 +431,24 @@ fn flux_example_is_a_v1_kustomization_in_the_documented_form() {
             .any(|d| d["kind"] == source["kind"] && d["metadata"]["name"] == source["name"]),
         "sourceRef {source} is not in examples/gitops/flux-kustomization.yaml"
     );
-    let readme = read(&root().join("gitops/flux/README.md"));
+    let readme = read(&support::repo_root().join("gitops/flux/README.md"));
     assert!(readme.contains("examples/gitops/flux-kustomization.yaml"));
 }
 
 #[test]
 fn promtool_builds_and_checks_rules() {
     let promtool = go_tool("promtool");
-    let version = run(Command::new(&promtool).arg("--version"), None, RUN_TIMEOUT);
+    let version = run_tool(Command::new(&promtool).arg("--version"), None);
     let text = String::from_utf8_lossy(&version.stdout);
     assert!(version.status.success(), "promtool --version: {text}");
     assert!(text.starts_with("promtool, version 3."), "{text}");
 
-    let dir = root().join("tests/fixtures/promtool");
-    let ok = run(
+    let dir = support::repo_root().join("tests/fixtures/promtool");
+    let ok = run_tool(
         Command::new(&promtool)
             .args(["check", "rules"])
             .arg(dir.join("minimal-rules.yaml")),
         None,
-        RUN_TIMEOUT,
     );
     let out = String::from_utf8_lossy(&ok.stdout);
     assert!(
@@ -556,12 +458,11 @@ fn promtool_builds_and_checks_rules() {
         String::from_utf8_lossy(&ok.stderr)
     );
 
-    let bad = run(
+    let bad = run_tool(
         Command::new(&promtool)
             .args(["check", "rules"])
             .arg(dir.join("invalid-rules.yaml")),
         None,
-        RUN_TIMEOUT,
     );
     assert!(
         !bad.status.success(),

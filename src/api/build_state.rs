@@ -49,6 +49,11 @@ impl BuildInfo {
         self.is_finished() && self.next_auto_retry().is_none() && !self.awaiting_auto_retry()
     }
 
+    /// Whether the build ended STOPPED.
+    pub fn is_stopped(&self) -> bool {
+        self.build_status.as_deref() == Some(STOPPED)
+    }
+
     /// Whether the build is final and succeeded.
     pub fn succeeded(&self) -> bool {
         self.is_final() && self.build_status.as_deref() == Some(SUCCEEDED)

@@ -72,6 +72,8 @@ pub mod reason {
     pub const START_ATTEMPT_IGNORED: &str = "StartAttemptIgnored";
     /// A PLAINTEXT environment variable whose name looks like a secret.
     pub const PLAINTEXT_SECRET: &str = "PlaintextSecret";
+    /// `ttlSecondsAfterFinished` on a run a GitOps tool manages: it would be recreated.
+    pub const TTL_UNDER_GITOPS: &str = "TTLUnderGitOps";
 
     // --- AWS error categories (`codebuild::ErrorKind::category`) ---
     /// InvalidInputException.
@@ -91,6 +93,16 @@ pub mod reason {
     /// Any other AWS failure.
     pub const AWS_ERROR: &str = "AwsError";
 
+    /// Stalled reasons the operator keeps checking on its own (a policy or namespace label
+    /// changes; errors that may heal): a run stalled for one of these is not waiting for a
+    /// change to itself.
+    pub const RECHECKED: &[&str] = &[
+        POLICY_DENIED,
+        PROJECT_NOT_FOUND,
+        ACCESS_DENIED,
+        ACCOUNT_LIMIT_EXCEEDED,
+    ];
+
     // --- Events only ---
     /// StartBuild returned the run's build.
     pub const BUILD_STARTED: &str = "BuildStarted";
@@ -106,7 +118,7 @@ pub mod reason {
     pub const STOP_REQUESTED: &str = "StopRequested";
     /// `spec.operator.stop` was set before any build started: none will.
     pub const CANCELLED: &str = "Cancelled";
-    /// The build of a deleted run was stopped.
+    /// The build was stopped: the run was deleted, or `spec.operator.stop` asked for it.
     pub const BUILD_STOPPED: &str = "BuildStopped";
 }
 

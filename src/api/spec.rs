@@ -40,6 +40,11 @@ use super::{
     printcolumn(name = "Status", type_ = "string", json_path = ".status.buildStatus"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.currentPhase"),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Succeeded\")].reason"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -48,6 +53,18 @@ use super::{
         name = "Build ID",
         type_ = "string",
         json_path = ".status.buildId",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Started",
+        type_ = "date",
+        json_path = ".status.startTime",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Ended",
+        type_ = "date",
+        json_path = ".status.endTime",
         priority = 1
     )
 )]

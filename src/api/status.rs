@@ -106,6 +106,10 @@ pub struct StartAttempt {
     pub idempotency_token: String,
     /// When the attempt was recorded; the token is valid for 5 minutes from then.
     pub time: Time,
+    /// When the first attempt for this run was recorded, when this one is a later one (a
+    /// start retried past the token window): how long the run has been trying to start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_time: Option<Time>,
     /// The AWS Region the build is started in.
     pub region: String,
     /// The IAM role the operator assumed to start the build (from the CodeBuildRunPolicy
@@ -116,6 +120,13 @@ pub struct StartAttempt {
     /// The CodeBuildRunPolicy that allowed the start, when policies are enforced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+}
+
+impl StartAttempt {
+    /// Since when the run has been trying to start.
+    pub fn since(&self) -> &Time {
+        self.first_time.as_ref().unwrap_or(&self.time)
+    }
 }
 
 /// One phase of a build.

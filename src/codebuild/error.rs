@@ -1,9 +1,10 @@
 //! Classification of CodeBuild call failures.
 //!
 //! Every failure gets a fixed category (used as Event reason and metric label) and a retry
-//! class: permanent errors wait for the object to change, `ProjectNotFound` is retried on a
-//! slow capped backoff (GitOps may create the project later), everything else on an
-//! exponential backoff with jitter.
+//! class: permanent errors (the request is wrong) wait for the object to change; errors that
+//! may heal on their own (`ErrorKind::may_heal`: a project GitOps creates later, a permission
+//! granted later, an account limit) are retried on a slow capped backoff; everything else on
+//! an exponential backoff with jitter.
 
 use std::fmt;
 
@@ -49,9 +50,20 @@ impl ErrorKind {
         }
     }
 
-    /// Permanent errors are not retried until the object changes.
+    /// Permanent errors are not retried until the object changes: the request itself is
+    /// wrong.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, ErrorKind::InvalidInput | ErrorKind::AccessDenied)
+        matches!(self, ErrorKind::InvalidInput)
+    }
+
+    /// Errors that may heal without any change to the run (a project GitOps creates later,
+    /// a permission granted later, builds of the account finishing): retried slowly, and
+    /// shown as Stalled once they last longer than the grace period.
+    pub fn may_heal(&self) -> bool {
+        matches!(
+            self,
+            ErrorKind::ProjectNotFound | ErrorKind::AccessDenied | ErrorKind::AccountLimitExceeded
+        )
     }
 }
 
@@ -201,8 +213,9 @@ mod tests {
     }
 
     #[test]
-    fn only_input_and_access_errors_are_permanent() {
+    fn only_input_errors_are_permanent() {
         for kind in [
+            ErrorKind::AccessDenied,
             ErrorKind::ProjectNotFound,
             ErrorKind::AccountLimitExceeded,
             ErrorKind::Throttled,
@@ -213,7 +226,14 @@ mod tests {
             assert!(!kind.is_permanent(), "{kind:?}");
         }
         assert!(ErrorKind::InvalidInput.is_permanent());
-        assert!(ErrorKind::AccessDenied.is_permanent());
+        for kind in [
+            ErrorKind::ProjectNotFound,
+            ErrorKind::AccessDenied,
+            ErrorKind::AccountLimitExceeded,
+        ] {
+            assert!(kind.may_heal(), "{kind:?}");
+        }
+        assert!(!ErrorKind::Throttled.may_heal());
     }
 
     #[test]

@@ -77,11 +77,14 @@ impl<B: BuildApi> Context<B> {
     }
 
     /// The delay before retrying `obj` after its failures in a row: exponential with
-    /// jitter, slow and capped for a missing project or an account limit.
+    /// jitter, slow and capped for errors that may heal (a missing project, a denial, an
+    /// account limit).
     pub fn backoff(&self, obj: &ObjectRef<CodeBuildRun>, kind: Option<ErrorKind>) -> Duration {
         let n = self.failures().get(obj).copied().unwrap_or(1).max(1);
         let (base, cap) = match kind {
-            Some(ErrorKind::ProjectNotFound) => (Duration::from_secs(5), Duration::from_secs(300)),
+            Some(ErrorKind::ProjectNotFound | ErrorKind::AccessDenied) => {
+                (Duration::from_secs(5), Duration::from_secs(300))
+            }
             Some(ErrorKind::AccountLimitExceeded) => {
                 (Duration::from_secs(10), Duration::from_secs(300))
             }

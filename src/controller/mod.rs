@@ -22,4 +22,4 @@ pub use context::Context;
 pub use error::Error;
 pub use reconcile::{error_policy, reconcile};
 pub use run::{Clients, Wiring, run, run_with};
-pub use settings::{OperatorSettings, Settings};
+pub use settings::{DEFAULT_STALL_AFTER, OperatorSettings, Settings};

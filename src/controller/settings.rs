@@ -7,6 +7,9 @@ use std::time::Duration;
 use crate::codebuild::AwsSettings;
 use crate::leader::LeaseSettings;
 
+/// The default of [`Settings::stall_after`].
+pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(180);
+
 /// What every reconcile needs to know.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -14,6 +17,9 @@ pub struct Settings {
     pub default_region: String,
     /// How long CodeBuild honours an idempotency token (5 minutes in AWS).
     pub token_window: Duration,
+    /// How long a start may keep failing for a reason that may heal (a missing project, a
+    /// denial, an account limit) before the run shows as Stalled (it keeps retrying).
+    pub stall_after: Duration,
 }
 
 impl Settings {
@@ -22,7 +28,14 @@ impl Settings {
         Settings {
             default_region: default_region.into(),
             token_window: Duration::from_secs(300),
+            stall_after: DEFAULT_STALL_AFTER,
         }
+    }
+
+    /// With another grace period before a start that keeps failing shows as Stalled.
+    pub fn with_stall_after(mut self, stall_after: Duration) -> Self {
+        self.stall_after = stall_after;
+        self
     }
 
     /// With another idempotency token window (emulators with scaled time).
@@ -39,6 +52,8 @@ pub struct OperatorSettings {
     pub region: Option<String>,
     /// How long CodeBuild honours an idempotency token.
     pub token_window: Duration,
+    /// See [`Settings::stall_after`].
+    pub stall_after: Duration,
     /// Where the CodeBuild and STS calls go (emulators, VPC endpoints).
     pub aws: AwsSettings,
     /// The namespaces to watch; empty: all.
@@ -60,7 +75,9 @@ pub struct OperatorSettings {
 impl OperatorSettings {
     /// The reconcile settings, once the default Region is known.
     pub fn reconcile(&self, default_region: String) -> Settings {
-        Settings::new(default_region).with_token_window(self.token_window)
+        Settings::new(default_region)
+            .with_token_window(self.token_window)
+            .with_stall_after(self.stall_after)
     }
 
     /// The namespaces to watch: each one named (once, however often it is named: two
@@ -96,6 +113,7 @@ mod tests {
         OperatorSettings {
             region: None,
             token_window: Duration::from_secs(300),
+            stall_after: DEFAULT_STALL_AFTER,
             aws: AwsSettings::default(),
             namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
             poll_interval: Duration::from_secs(5),

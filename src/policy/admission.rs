@@ -33,7 +33,6 @@
 //! operator keeps attempts in status now, and nobody may plant one the operator might read
 //! (it never trusts one for more than a reason to search, but it says so loudly).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use k8s_openapi::api::admissionregistration::v1::{
@@ -68,9 +67,6 @@ pub const ANNOTATION_MESSAGE: &str = "the annotation codebuild.operator.dev/star
 /// computed message fails, is longer than it allows, or holds a line break).
 pub const FALLBACK_MESSAGE: &str = "no CodeBuildRunPolicy allows this CodeBuildRun in this \
                                     namespace (kubectl describe codebuildrunpolicies)";
-
-/// The label that marks the admission policy as rendered by the operator.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "codebuild-operator");
 
 // Placeholders passed to the message functions of `evaluate`; each becomes a CEL
 // expression. NUL cannot occur in policy names, member names or Regions, and the
@@ -131,12 +127,10 @@ fn admission_policy(
     validations: Vec<Validation>,
 ) -> ValidatingAdmissionPolicy {
     ValidatingAdmissionPolicy {
+        // No labels: the object may be the Helm chart's (whose labels say so), and the
+        // operator only keeps its rules in step.
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            labels: Some(BTreeMap::from([(
-                MANAGED_BY.0.to_owned(),
-                MANAGED_BY.1.to_owned(),
-            )])),
             ..Default::default()
         },
         spec: Some(ValidatingAdmissionPolicySpec {
@@ -617,6 +611,7 @@ mod tests {
     use super::*;
     use crate::api::{CodeBuildRunPolicySpec, OverrideRules};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    use std::collections::BTreeMap;
 
     fn policy(name: &str, projects: &[&str]) -> CodeBuildRunPolicy {
         CodeBuildRunPolicy::new(

@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod gitops;
 mod http;
 pub mod moto;
 pub mod world;
@@ -252,7 +253,7 @@ fn ok_or_panic(args: &[&str], out: Output) -> String {
 
 /// Runs a command to completion, killing it after `timeout`. Stdout and stderr are read on
 /// threads so a chatty command cannot block on a full pipe.
-fn run_bounded(
+pub fn run_bounded(
     cmd: &mut Command,
     stdin: Option<&str>,
     timeout: Duration,
@@ -303,6 +304,15 @@ fn run_bounded(
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
     })
+}
+
+/// Deletes a cluster-scoped object (`kind/name`) on drop, also when the test fails.
+pub struct ClusterObject(pub String);
+
+impl Drop for ClusterObject {
+    fn drop(&mut self) {
+        let _ = kubectl(&["delete", &self.0, "--ignore-not-found", "--wait=false"]);
+    }
 }
 
 /// `len` random characters from `[a-z0-9]`.

@@ -121,6 +121,7 @@ mod tests {
             start_attempt: Some(StartAttempt {
                 idempotency_token: "t".into(),
                 time: Time(t),
+                first_time: None,
                 region: "us-east-1".into(),
                 role_arn: None,
                 policy: None,

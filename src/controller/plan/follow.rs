@@ -41,6 +41,8 @@ pub struct Mirror {
     pub notes: Vec<Note>,
     /// The build status, when the build became final with this write (counted once).
     pub newly_final: Option<String>,
+    /// Whether the finalizer can go: the build is final, nothing is left to stop.
+    pub release: bool,
     /// What to do after the write.
     pub next: Next,
 }
@@ -86,6 +88,7 @@ fn unchanged(status: &CodeBuildRunStatus, options: &RunOptions, now: Timestamp) 
         progress: build_progress(&status.build),
         notes: Vec::new(),
         newly_final: None,
+        release: status.build.is_final(),
         next: after(&status.build, options, now),
     }
 }
@@ -98,7 +101,7 @@ pub fn mirror(
     now: Timestamp,
 ) -> Mirror {
     let progress = build_progress(info);
-    let notes = announce(&status.build, info, &progress);
+    let notes = announce(&status.build, info, &progress, options.stop_requested());
     let newly_final = (info.is_final() && !status.build.is_final())
         .then(|| info.build_status.clone().unwrap_or_default());
     let mut next = status.clone();
@@ -108,6 +111,7 @@ pub fn mirror(
         progress,
         notes,
         newly_final,
+        release: info.is_final(),
         next: after(info, options, now),
     }
 }
@@ -140,12 +144,19 @@ fn auto_retry(status: &CodeBuildRunStatus, info: &BuildInfo, next_id: &str) -> M
             message,
         },
         newly_final: None,
+        release: false,
         next: Next::AwaitChange,
     }
 }
 
-/// Events for what changed between two observations of the build.
-fn announce(before: &BuildInfo, after: &BuildInfo, progress: &Progress) -> Vec<Note> {
+/// Events for what changed between two observations of the build. A build stopped because
+/// `spec.operator.stop` asked for it is a Normal Event; any other end but success a Warning.
+fn announce(
+    before: &BuildInfo,
+    after: &BuildInfo,
+    progress: &Progress,
+    stop_requested: bool,
+) -> Vec<Note> {
     let id = after.build_id.as_deref().unwrap_or("?");
     let mut notes = Vec::new();
     if after.current_phase.is_some() && after.current_phase != before.current_phase {
@@ -164,6 +175,11 @@ fn announce(before: &BuildInfo, after: &BuildInfo, progress: &Progress) -> Vec<N
             Progress::Succeeded { .. } => {
                 Note::normal(reason::BUILD_SUCCEEDED, action::BATCH_GET_BUILDS, message)
             }
+            _ if after.is_stopped() && stop_requested => Note::normal(
+                reason::BUILD_STOPPED,
+                action::BATCH_GET_BUILDS,
+                format!("{message}, as spec.operator.stop asked"),
+            ),
             _ => Note::warning(reason::BUILD_FAILED, action::BATCH_GET_BUILDS, message),
         });
     }
@@ -228,6 +244,7 @@ mod tests {
         let s = recorded(build("IN_PROGRESS", "SUBMITTED"));
         let o = seen(build("IN_PROGRESS", "BUILD"));
         let m = mirrored(follow_step(&s, &RunOptions::default(), Some(&o), at(0)));
+        assert!(!m.release, "a running build keeps the finalizer");
         assert_eq!(m.status.build.current_phase.as_deref(), Some("BUILD"));
         assert_eq!(m.notes.len(), 1);
         assert_eq!(m.notes[0].reason, "PhaseChanged");
@@ -252,6 +269,7 @@ mod tests {
         assert_eq!(m.newly_final.as_deref(), Some("FAILED"));
         assert_eq!(m.notes[1].reason, "BuildFailed");
         assert_eq!(m.notes[1].type_, kube::runtime::events::EventType::Warning);
+        assert!(m.release, "nothing left to stop: the finalizer goes");
         let again = mirrored(follow_step(
             &m.status,
             &RunOptions::default(),
@@ -260,6 +278,24 @@ mod tests {
         ));
         assert_eq!(again.newly_final, None);
         assert!(again.notes.is_empty());
+        assert!(again.release);
+    }
+
+    #[test]
+    fn a_requested_stop_ends_with_a_normal_event() {
+        use kube::runtime::events::EventType;
+        let s = recorded(build("IN_PROGRESS", "BUILD"));
+        let o = seen(build("STOPPED", "COMPLETED"));
+        let requested = RunOptions {
+            stop: Some(true),
+            ..Default::default()
+        };
+        let m = mirrored(follow_step(&s, &requested, Some(&o), at(0)));
+        let end = m.notes.last().unwrap();
+        assert_eq!((end.reason, end.type_), ("BuildStopped", EventType::Normal));
+        let m = mirrored(follow_step(&s, &RunOptions::default(), Some(&o), at(0)));
+        let end = m.notes.last().unwrap();
+        assert_eq!((end.reason, end.type_), ("BuildFailed", EventType::Warning));
     }
 
     #[test]

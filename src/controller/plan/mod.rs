@@ -5,10 +5,12 @@
 //! - [`start`]: a run without a build id (start, resend with the token, search, cancel);
 //! - [`follow`]: a run with a build id (mirror, auto-retry chain, stop, TTL);
 //! - [`cleanup`]: a deleted run (stop its build, or search then stop, then release);
-//! - [`progress`]: how a build reads as conditions.
+//! - [`progress`]: how a build reads as conditions;
+//! - [`hints`]: warnings about how a run is set up.
 
 pub mod cleanup;
 pub mod follow;
+pub mod hints;
 pub mod progress;
 pub mod start;
 

@@ -100,15 +100,15 @@ pub fn start_step(
     }
 }
 
-/// Whether a permanent failure was recorded for this generation. A policy refusal does not
-/// count: it is decided again on every reconcile (a policy or a namespace label can change
-/// without the run changing).
+/// Whether a permanent failure was recorded for this generation. A policy refusal and an
+/// error that may heal do not count: they are decided again on every reconcile (a policy,
+/// a namespace label, a project or a permission can change without the run changing).
 fn stalled_for(status: &CodeBuildRunStatus, generation: Option<i64>) -> bool {
     status.conditions.iter().any(|c| {
         c.type_ == STALLED
             && c.status == "True"
             && c.observed_generation == generation
-            && c.reason != reason::POLICY_DENIED
+            && !reason::RECHECKED.contains(&c.reason.as_str())
     })
 }
 
@@ -134,6 +134,7 @@ mod tests {
         StartAttempt {
             idempotency_token: "t".into(),
             time: Time(at(secs)),
+            first_time: None,
             region: "us-east-1".into(),
             role_arn: role.map(Into::into),
             policy: None,
@@ -232,10 +233,17 @@ mod tests {
     }
 
     #[test]
-    fn a_policy_refusal_is_decided_again() {
-        let mut s = CodeBuildRunStatus::default();
-        s.conditions.push(stalled("PolicyDenied"));
-        assert_eq!(step(&s, 1), StartStep::Start);
+    fn a_policy_refusal_and_errors_that_may_heal_are_decided_again() {
+        for reason in [
+            "PolicyDenied",
+            "ProjectNotFound",
+            "AccessDenied",
+            "AccountLimitExceeded",
+        ] {
+            let mut s = CodeBuildRunStatus::default();
+            s.conditions.push(stalled(reason));
+            assert_eq!(step(&s, 1), StartStep::Start, "{reason}");
+        }
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! The one road every failure inside a reconcile takes: it is counted, logged, shown on the
 //! run (a condition and a Warning Event whose reason is the error's category) and either
 //! stalls the run (permanent: wait for a change) or goes back to kube-runtime for a retry
-//! with backoff (transient). Kubernetes API hiccups (a conflict with a concurrent write, a
-//! timeout) are shown only once they persist.
+//! with backoff (transient). An error that may heal (a missing project, a denial, an account
+//! limit) is retried, and stalls the run too once it has kept the run from starting for
+//! longer than `Settings::stall_after`, so a waiting GitOps tool hears of it. Kubernetes API
+//! hiccups (a conflict with a concurrent write, a timeout) are shown only once they persist.
+
+use std::time::Duration;
 
 use kube::runtime::controller::Action;
 use tracing::warn;
@@ -11,6 +15,7 @@ use super::super::conditions::Progress;
 use super::super::plan::Note;
 use super::{Error, Step};
 use crate::codebuild::BuildApi;
+use crate::convert;
 
 /// How many failures in a row make a Kubernetes API hiccup worth showing.
 const PERSISTENT_FAILURES: u32 = 3;
@@ -32,6 +37,29 @@ impl<B: BuildApi> Step<'_, B> {
         }
     }
 
+    /// Whether `error` stalls the run, and what the message adds: a permanent error always;
+    /// an error that may heal once the run has been trying to start for longer than the
+    /// grace period (it is still retried: the run goes back to in progress by itself once
+    /// the cause is gone).
+    fn stalled_by(&self, error: &Error) -> Option<String> {
+        if error.is_permanent() {
+            return Some(String::new());
+        }
+        if !error.aws_kind().is_some_and(|k| k.may_heal()) || self.current.build.build_id.is_some()
+        {
+            return None;
+        }
+        let since = self.current.start_attempt.as_ref()?.since().0;
+        let trying = Duration::try_from(convert::now().0.duration_since(since)).ok()?;
+        let grace = self.ctx.settings.stall_after;
+        (trying >= grace).then(|| {
+            format!(
+                " (still failing after {}; retrying)",
+                humantime::format_duration(Duration::from_secs(trying.as_secs()))
+            )
+        })
+    }
+
     /// The failure as the user reads it: what the operator was doing, and what went wrong.
     fn describe(&self, error: &Error) -> String {
         let what = self.doing.what;
@@ -49,16 +77,15 @@ impl<B: BuildApi> Step<'_, B> {
         let changed = if self.current.build.is_final() {
             true
         } else {
-            let progress = if error.is_permanent() {
-                Progress::Failed {
+            let progress = match self.stalled_by(error) {
+                Some(suffix) => Progress::Failed {
                     reason: category.into(),
-                    message: message.clone(),
-                }
-            } else {
-                Progress::InProgress {
+                    message: format!("{message}{suffix}"),
+                },
+                None => Progress::InProgress {
                     reason: category.into(),
                     message: format!("{message} (retrying)"),
-                }
+                },
             };
             match self.write(self.current.clone(), &progress).await {
                 Ok(changed) => changed,

@@ -48,7 +48,8 @@ impl<B: BuildApi> Step<'_, B> {
     }
 
     /// Writes a mirrored status; when it changed, counts a build that became final and
-    /// publishes the Events; then does what follows.
+    /// publishes the Events; releases the finalizer of a final build; then does what
+    /// follows.
     async fn mirror(&mut self, mirror: Mirror) -> Result<Action, Error> {
         if self.write(*mirror.status, &mirror.progress).await? {
             if let Some(status) = &mirror.newly_final {
@@ -57,6 +58,11 @@ impl<B: BuildApi> Step<'_, B> {
             for note in mirror.notes {
                 self.publish(note).await;
             }
+        }
+        if mirror.release {
+            // The build is final: nothing is left to stop, so nothing may hang on a delete
+            // (the operator gone, the chart uninstalled, the namespace deleted).
+            self.release().await?;
         }
         match mirror.next {
             Next::AwaitChange => Ok(Action::await_change()),

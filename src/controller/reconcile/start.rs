@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use tracing::info;
 
 use super::super::conditions::Progress;
-use super::super::plan::{self, Grant, Note, Repeat, StartStep};
+use super::super::plan::{self, Grant, Note, Repeat, StartStep, hints};
 use super::super::recovery;
 use super::{Doing, Error, Step};
 use crate::api::names::{action, reason};
@@ -111,7 +111,7 @@ impl<B: BuildApi> Step<'_, B> {
         };
         let input = self.start_input(&attempt)?;
         if self.current.start_attempt.as_ref() != Some(&attempt) {
-            self.warn_about_plaintext_secrets().await;
+            self.warn_about_setup().await;
         }
         self.doing = Doing::CLAIMING;
         let starting = Progress::InProgress {
@@ -145,7 +145,8 @@ impl<B: BuildApi> Step<'_, B> {
         }
     }
 
-    /// A new attempt with the run's token, now, under `grant`.
+    /// A new attempt with the run's token, now, under `grant` (keeping the time of the
+    /// run's first attempt).
     fn new_attempt(&self, grant: Grant) -> Result<StartAttempt, Error> {
         Ok(StartAttempt {
             idempotency_token: plan::idempotency_token(
@@ -153,6 +154,11 @@ impl<B: BuildApi> Step<'_, B> {
                 &self.uid()?,
             ),
             time: convert::now(),
+            first_time: self
+                .current
+                .start_attempt
+                .as_ref()
+                .map(|a| a.since().clone()),
             region: self.region(),
             role_arn: grant.role_arn,
             policy: grant.policy,
@@ -271,13 +277,21 @@ impl<B: BuildApi> Step<'_, B> {
             self.publish(Note::normal(reason::CANCELLED, action::STOP_BUILD, message))
                 .await;
         }
+        // No build exists: nothing is left to stop on a delete.
+        self.release().await?;
         Ok(Action::await_change())
     }
 
-    /// A Warning Event for PLAINTEXT variables whose names look like secrets.
-    async fn warn_about_plaintext_secrets(&self) {
+    /// Warning Events for a setup that works, but not as hoped: PLAINTEXT variables whose
+    /// names look like secrets; a TTL on a run a GitOps tool would recreate.
+    async fn warn_about_setup(&self) {
         if let Some(message) = hygiene::plaintext_warning(&self.run.spec) {
             let note = Note::warning(reason::PLAINTEXT_SECRET, action::START_BUILD, message);
+            self.publish(note).await;
+        }
+        let (labels, annotations) = (self.run.labels(), self.run.annotations());
+        if let Some(message) = hints::ttl_under_gitops(labels, annotations, &self.options) {
+            let note = Note::warning(reason::TTL_UNDER_GITOPS, action::START_BUILD, message);
             self.publish(note).await;
         }
     }
