@@ -11,13 +11,14 @@ use crate::logs::filter::StreamEvents;
 use crate::overrides::{self, BuildIds, Place};
 use crate::pagination::{self, SortOrder};
 use crate::protocol::{ApiError, ErrorKind, Service};
+use crate::ratelimit::{Limiter, RateLimits};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Per-operation call counters and fault counts.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -28,7 +29,12 @@ pub struct Counters {
     pub total_calls: u64,
     /// Build ids requested through BatchGetBuilds calls that were processed.
     pub batch_get_builds_ids: u64,
+    /// Calls answered with ThrottlingException, by an injected fault or a rate limit.
     pub throttled: u64,
+    /// [`Counters::throttled`] per operation.
+    pub throttled_by_operation: BTreeMap<String, u64>,
+    /// Calls refused by the operation's rate limit (see [`crate::RateLimits`]), per operation.
+    pub rate_limited: BTreeMap<String, u64>,
     pub server_errors: u64,
     pub dropped: u64,
     pub account_limit_exceeded: u64,
@@ -176,6 +182,9 @@ struct Inner {
     starts: Vec<StartRecord>,
     counters: Counters,
     faults: Faults,
+    limiter: Limiter,
+    /// Origin of the monotonic clock the rate limits run on.
+    origin: Instant,
     rng: StdRng,
     clock_offset: f64,
     /// Log group -> stream -> build index, for the logs operations.
@@ -254,6 +263,8 @@ impl SimState {
                 starts: Vec::new(),
                 counters: Counters::default(),
                 faults: Faults::default(),
+                limiter: Limiter::new(config.rate_limits.clone()),
+                origin: Instant::now(),
                 rng: StdRng::seed_from_u64(seed),
                 clock_offset: 0.0,
                 streams: HashMap::new(),
@@ -359,7 +370,18 @@ impl SimState {
         Ok(project)
     }
 
-    /// Forgets builds, tokens, the StartBuild log, counters and faults; keeps projects.
+    /// The rate limits in force.
+    pub fn rate_limits(&self) -> RateLimits {
+        self.lock().limiter.limits().clone()
+    }
+
+    /// Replaces the rate limits (every bucket starts full).
+    pub fn set_rate_limits(&self, limits: RateLimits) {
+        self.lock().limiter.set(limits);
+    }
+
+    /// Forgets builds, tokens, the StartBuild log, counters and faults, and restores the
+    /// configured rate limits; keeps projects.
     pub fn reset(&self) {
         let mut g = self.lock();
         g.builds.clear();
@@ -369,6 +391,7 @@ impl SimState {
         g.starts.clear();
         g.counters = Counters::default();
         g.faults = Faults::default();
+        g.limiter.set(self.config.rate_limits.clone());
         g.streams.clear();
         g.reports.clear();
     }
@@ -394,26 +417,41 @@ impl SimState {
     pub fn begin_call(&self, service: Service, operation: &str) -> (Duration, Action) {
         let mut g = self.lock();
         g.count_call(operation);
+        if !g.admit(operation) {
+            return (Duration::ZERO, Action::Throttle);
+        }
         let faults = g.faults.clone();
         let decision = faults::decide(&faults, service, operation, &mut g.rng);
         match decision.1 {
             Action::Drop => g.counters.dropped += 1,
             Action::ServerError(_) => g.counters.server_errors += 1,
-            Action::Throttle => g.counters.throttled += 1,
+            Action::Throttle => g.count_throttled(operation),
             Action::Proceed => {}
         }
         decision
     }
 
-    /// Runs one CodeBuild operation in-process (counted, no fault injection).
+    /// Runs one CodeBuild operation in-process (counted and rate limited, no fault
+    /// injection).
     pub fn call(
         &self,
         operation: &str,
         request: &Value,
         access_key_id: Option<&str>,
     ) -> Result<Value, ApiError> {
-        self.lock().count_call(operation);
+        self.begin_in_process(operation)?;
         self.dispatch(operation, request, access_key_id)
+    }
+
+    /// Counts an in-process call and applies the operation's rate limit.
+    fn begin_in_process(&self, operation: &str) -> Result<(), ApiError> {
+        let mut g = self.lock();
+        g.count_call(operation);
+        if g.admit(operation) {
+            Ok(())
+        } else {
+            Err(ApiError::new(ErrorKind::Throttling, "Rate exceeded"))
+        }
     }
 
     /// Runs one CodeBuild operation (not counted; the caller counts).
@@ -466,9 +504,10 @@ impl SimState {
         }
     }
 
-    /// Runs one CloudWatch Logs operation in-process (counted, no fault injection).
+    /// Runs one CloudWatch Logs operation in-process (counted and rate limited, no fault
+    /// injection).
     pub fn call_logs(&self, operation: &str, request: &Value) -> Result<Value, ApiError> {
-        self.lock().count_call(operation);
+        self.begin_in_process(operation)?;
         self.dispatch_logs(operation, request)
     }
 
@@ -626,6 +665,30 @@ impl Inner {
             .entry(operation.to_string())
             .or_default() += 1;
         self.counters.total_calls += 1;
+    }
+
+    fn count_throttled(&mut self, operation: &str) {
+        self.counters.throttled += 1;
+        *self
+            .counters
+            .throttled_by_operation
+            .entry(operation.to_string())
+            .or_default() += 1;
+    }
+
+    /// Takes a token from the operation's rate limit bucket; counts a refusal.
+    fn admit(&mut self, operation: &str) -> bool {
+        let now = self.origin.elapsed().as_secs_f64();
+        if self.limiter.admit(operation, now) {
+            return true;
+        }
+        self.count_throttled(operation);
+        *self
+            .counters
+            .rate_limited
+            .entry(operation.to_string())
+            .or_default() += 1;
+        false
     }
 
     fn resolve_project(&self, name_or_arn: &str, place: &Place) -> Option<String> {
@@ -1149,6 +1212,47 @@ mod tests {
             Some("Cannot have more than 1 active builds for the account")
         );
         s.advance_clock(1000.0);
+        assert!(start(&s, json!({"projectName": "proj"})).is_ok());
+    }
+
+    #[test]
+    fn rate_limit_throttles_past_the_burst() {
+        let s = state();
+        let limits = RateLimits::from_specs(&["StartBuild=0.001/s,burst=2"]);
+        s.set_rate_limits(limits.unwrap_or_default());
+        assert!(start(&s, json!({"projectName": "proj"})).is_ok());
+        assert!(start(&s, json!({"projectName": "proj"})).is_ok());
+        let e = start(&s, json!({"projectName": "proj"})).err();
+        assert_eq!(
+            e.map(|e| (e.kind, e.message)),
+            Some((ErrorKind::Throttling, "Rate exceeded".to_string()))
+        );
+        assert!(
+            s.call(
+                "ListBuildsForProject",
+                &json!({"projectName": "proj"}),
+                None
+            )
+            .is_ok()
+        );
+        let c = s.counters();
+        assert_eq!(c.calls.get("StartBuild"), Some(&3));
+        assert_eq!(c.throttled, 1);
+        assert_eq!(
+            c.rate_limited,
+            BTreeMap::from([("StartBuild".to_string(), 1)])
+        );
+        assert_eq!(c.throttled_by_operation, c.rate_limited);
+        assert_eq!(
+            s.starts().len(),
+            2,
+            "a throttled call never reaches StartBuild"
+        );
+        s.reset();
+        assert!(
+            s.rate_limits().is_empty(),
+            "reset restores the configured (no) limits"
+        );
         assert!(start(&s, json!({"projectName": "proj"})).is_ok());
     }
 
