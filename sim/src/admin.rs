@@ -17,6 +17,9 @@ pub fn routes() -> Router<SimState> {
         .route("/_sim/counters", get(counters))
         .route("/_sim/builds", get(builds))
         .route("/_sim/starts", get(starts))
+        .route("/_sim/batches", get(batches))
+        .route("/_sim/batch-starts", get(batch_starts))
+        .route("/_sim/batch-retries", get(batch_retries))
         .route("/_sim/faults", get(get_faults).post(set_faults))
         .route(
             "/_sim/rate-limits",
@@ -61,6 +64,18 @@ async fn builds(State(state): State<SimState>) -> Response {
 
 async fn starts(State(state): State<SimState>) -> Response {
     ok(json!({ "starts": state.starts() }))
+}
+
+async fn batches(State(state): State<SimState>) -> Response {
+    ok(json!({ "buildBatches": state.batches() }))
+}
+
+async fn batch_starts(State(state): State<SimState>) -> Response {
+    ok(json!({ "batchStarts": state.batch_starts() }))
+}
+
+async fn batch_retries(State(state): State<SimState>) -> Response {
+    ok(json!({ "batchRetries": state.batch_retries() }))
 }
 
 async fn get_faults(State(state): State<SimState>) -> Response {
