@@ -372,25 +372,24 @@ impl Inner {
     }
 
     /// The earliest time from `t` on when fewer than `max` builds are active (`t` itself
-    /// without a limit).
+    /// without a limit). Builds are created in the order they are requested, so every build
+    /// there is was requested by `t` and is active until it ends: the answer is the end
+    /// that leaves `max - 1` of them running.
     pub(crate) fn free_slot_at(&self, t: f64, max: Option<u32>) -> f64 {
-        let Some(max) = max else {
+        let Some(max) = max.map(|m| m as usize).filter(|m| *m > 0) else {
             return t;
         };
-        let mut at = t;
-        loop {
-            let ends: Vec<f64> = self
-                .builds
-                .iter()
-                .filter(|b| b.active_at(at))
-                .filter_map(|b| b.ended_at(f64::INFINITY))
-                .collect();
-            if ends.len() < max as usize || ends.is_empty() {
-                return at;
-            }
-            // Every active build ends after `at`, so this moves forward.
-            at = ends.into_iter().fold(f64::INFINITY, f64::min);
+        let mut ends: Vec<f64> = self
+            .builds
+            .iter()
+            .filter_map(|b| b.ended_at(f64::INFINITY))
+            .filter(|end| *end > t)
+            .collect();
+        if ends.len() < max {
+            return t;
         }
+        ends.sort_by(f64::total_cmp);
+        ends[ends.len() - max]
     }
 
     /// Makes a new build's log stream and reports findable.

@@ -645,7 +645,7 @@ impl Inner {
             }
         }
         if let Some(max) = self.faults.max_concurrent_builds {
-            let active = self.builds.iter().filter(|b| !b.is_complete(now)).count();
+            let active = self.builds.iter().filter(|b| b.active_at(now)).count();
             if active >= max as usize {
                 self.counters.account_limit_exceeded += 1;
                 return Err(ApiError::new(

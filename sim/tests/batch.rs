@@ -898,3 +898,38 @@ fn a_retry_after_an_unreadable_batchspec_downloads_it_again() {
     );
     assert_eq!(s.builds().len(), 2);
 }
+
+#[test]
+fn many_batches_never_run_more_builds_than_the_limit() {
+    let s = state();
+    s.set_faults(Faults {
+        max_concurrent_builds: Some(3),
+        ..Faults::default()
+    });
+    let spec = "batch:\n  build-list:\n    - identifier: a\n    - identifier: b\n    - identifier: c\n    - identifier: d\n";
+    let batches: Vec<Value> = (0..5).map(|_| start(&s, with_spec(spec))).collect();
+    let done = at(&s, &batches[0], 100_000.0);
+    assert_eq!(done["buildBatchStatus"], "SUCCEEDED");
+    let builds = s.builds();
+    assert_eq!(builds.len(), 5 * 5);
+    // A build runs from the end of QUEUED to its end.
+    let running = |t: f64| {
+        builds
+            .iter()
+            .filter(|b| {
+                b["phases"][1]["endTime"].as_f64() <= Some(t) && b["endTime"].as_f64() > Some(t)
+            })
+            .count()
+    };
+    let most = builds
+        .iter()
+        .filter_map(|b| b["phases"][1]["endTime"].as_f64())
+        .map(running)
+        .max();
+    assert_eq!(most, Some(3));
+    assert!(
+        s.batches()
+            .iter()
+            .all(|b| b["buildBatchStatus"] == "SUCCEEDED")
+    );
+}
