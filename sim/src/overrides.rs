@@ -85,7 +85,7 @@ const SOURCE_TYPES: [&str; 9] = [
     "GITHUB_ENTERPRISE",
     "NO_SOURCE",
 ];
-pub const GIT_SOURCE_TYPES: [&str; 6] = [
+const GIT_SOURCE_TYPES: [&str; 6] = [
     "CODECOMMIT",
     "GITHUB",
     "GITLAB",
