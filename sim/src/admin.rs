@@ -1,6 +1,7 @@
 //! Admin HTTP API under `/_sim/...` (see sim/README.md).
 
 use crate::faults::Faults;
+use crate::ratelimit::RateLimits;
 use crate::store::SimState;
 use axum::Router;
 use axum::body::Bytes;
@@ -16,7 +17,14 @@ pub fn routes() -> Router<SimState> {
         .route("/_sim/counters", get(counters))
         .route("/_sim/builds", get(builds))
         .route("/_sim/starts", get(starts))
+        .route("/_sim/batches", get(batches))
+        .route("/_sim/batch-starts", get(batch_starts))
+        .route("/_sim/batch-retries", get(batch_retries))
         .route("/_sim/faults", get(get_faults).post(set_faults))
+        .route(
+            "/_sim/rate-limits",
+            get(get_rate_limits).post(set_rate_limits),
+        )
         .route("/_sim/reset", post(reset))
         .route("/_sim/projects", get(projects).post(create_project))
         .route("/_sim/clock", get(clock).post(advance_clock))
@@ -58,6 +66,18 @@ async fn starts(State(state): State<SimState>) -> Response {
     ok(json!({ "starts": state.starts() }))
 }
 
+async fn batches(State(state): State<SimState>) -> Response {
+    ok(json!({ "buildBatches": state.batches() }))
+}
+
+async fn batch_starts(State(state): State<SimState>) -> Response {
+    ok(json!({ "batchStarts": state.batch_starts() }))
+}
+
+async fn batch_retries(State(state): State<SimState>) -> Response {
+    ok(json!({ "batchRetries": state.batch_retries() }))
+}
+
 async fn get_faults(State(state): State<SimState>) -> Response {
     ok(json!(state.faults()))
 }
@@ -75,6 +95,27 @@ async fn set_faults(State(state): State<SimState>, body: Bytes) -> Response {
         }
         Err(e) => bad_request(format!("invalid faults: {e}")),
     }
+}
+
+async fn get_rate_limits(State(state): State<SimState>) -> Response {
+    ok(json!(state.rate_limits()))
+}
+
+async fn set_rate_limits(State(state): State<SimState>, body: Bytes) -> Response {
+    let value = match parse_body(&body) {
+        Ok(v) => v,
+        Err(e) => return bad_request(e),
+    };
+    let limits = match serde_json::from_value::<RateLimits>(value) {
+        Ok(l) => l,
+        Err(e) => return bad_request(format!("invalid rate limits: {e}")),
+    };
+    if let Err(e) = limits.validate() {
+        return bad_request(format!("invalid rate limits: {e}"));
+    }
+    tracing::info!(limits = ?limits, "rate limits set");
+    state.set_rate_limits(limits);
+    ok(json!(state.rate_limits()))
 }
 
 async fn reset(State(state): State<SimState>, body: Bytes) -> Response {

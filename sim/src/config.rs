@@ -1,6 +1,7 @@
 //! Simulator configuration.
 
 use crate::faults::Faults;
+use crate::ratelimit::RateLimits;
 use std::net::{Ipv4Addr, SocketAddr};
 
 /// Configuration for [`crate::Server::start`] / [`crate::SimState::new`].
@@ -26,6 +27,8 @@ pub struct SimConfig {
     pub initiator: String,
     /// Faults active from the start.
     pub faults: Faults,
+    /// Per-operation request rate limits active from the start (and after a reset).
+    pub rate_limits: RateLimits,
 }
 
 impl Default for SimConfig {
@@ -41,6 +44,7 @@ impl Default for SimConfig {
             seed: None,
             initiator: "codebuild-sim-user".into(),
             faults: Faults::default(),
+            rate_limits: RateLimits::default(),
         }
     }
 }

@@ -26,7 +26,8 @@ pub struct Faults {
     /// Close the connection without writing any response.
     pub drop_fraction: f64,
     /// StartBuild fails with AccountLimitExceededException when this many builds are in
-    /// progress. Applies to StartBuild whatever `operation` says.
+    /// progress (the builds of batches included); the builds of a batch wait in QUEUED for
+    /// a slot instead. Applies whatever `operation` says.
     pub max_concurrent_builds: Option<u32>,
     /// Restrict throttle/latency/5xx/drop to this operation (e.g. "BatchGetBuilds").
     pub operation: Option<String>,

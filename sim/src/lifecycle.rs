@@ -144,8 +144,10 @@ pub struct PlanInput {
     pub start: f64,
     pub phase_seconds: f64,
     pub failure: Option<Failure>,
-    /// Build timeout measured from start; None disables it.
+    /// Build timeout measured from the end of the wait in QUEUED; None disables it.
     pub timeout_seconds: Option<f64>,
+    /// How much longer than a phase QUEUED lasts: the wait for a free build slot.
+    pub queued_seconds: f64,
 }
 
 /// The statusCode/message CodeBuild reports when a build times out.
@@ -174,17 +176,23 @@ pub fn plan(input: &PlanInput) -> Timeline {
             _ => sequence.push((p, Status::Succeeded, None)),
         }
     }
+    let wait = input.queued_seconds.max(0.0);
     let mut t = input.start;
     let mut phases: Vec<PlannedPhase> = Vec::with_capacity(sequence.len());
     for (phase, status, context) in sequence {
+        let length = if phase == PhaseType::Queued {
+            d + wait
+        } else {
+            d
+        };
         phases.push(PlannedPhase {
             phase,
             start: t,
-            end: t + d,
+            end: t + length,
             status,
             context,
         });
-        t += d;
+        t += length;
     }
     let mut status = input
         .failure
@@ -193,7 +201,7 @@ pub fn plan(input: &PlanInput) -> Timeline {
         .map_or(Status::Succeeded, |f| f.status);
 
     if let Some(limit) = input.timeout_seconds {
-        let deadline = input.start + limit.max(0.0);
+        let deadline = input.start + wait + limit.max(0.0);
         if let Some(idx) = phases.iter().position(|p| p.end > deadline) {
             let cut = &mut phases[idx];
             let cut_phase = cut.phase;
@@ -376,6 +384,7 @@ mod tests {
             phase_seconds: 1.0,
             failure,
             timeout_seconds: None,
+            queued_seconds: 0.0,
         }
     }
 
@@ -519,6 +528,20 @@ mod tests {
         assert_eq!(s.phases[6]["endTime"], 1006.5);
         assert_eq!(s.phases[7]["phaseType"], "FINALIZING");
         assert_eq!(s.end_time, Some(1007.5));
+    }
+
+    #[test]
+    fn a_wait_for_a_slot_lengthens_queued_and_moves_the_deadline() {
+        let mut i = input(None);
+        i.queued_seconds = 5.0;
+        i.timeout_seconds = Some(6.5);
+        let tl = plan(&i);
+        assert_eq!(tl.phases[1].phase, PhaseType::Queued);
+        assert_eq!((tl.phases[1].start, tl.phases[1].end), (1001.0, 1007.0));
+        // The timeout counts from the end of the wait: 1005 + 6.5 cuts BUILD at 1011.5.
+        assert_eq!(tl.status, Status::TimedOut);
+        assert_eq!(tl.phases[6].phase, PhaseType::Build);
+        assert_eq!(tl.phases[6].end, 1011.5);
     }
 
     #[test]

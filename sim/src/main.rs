@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use codebuild_sim::{Faults, Server, SimConfig};
+use codebuild_sim::{Faults, RateLimits, Server, SimConfig};
 use std::io::IsTerminal;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -56,6 +56,15 @@ struct Args {
     /// Reject StartBuild with AccountLimitExceededException past this many running builds.
     #[arg(long, env = "CODEBUILD_SIM_MAX_CONCURRENT_BUILDS")]
     max_concurrent_builds: Option<u32>,
+    /// Request rate limit of one operation: OPERATION=RATE[/s|/m|/h][,burst=N], e.g.
+    /// `StartBuild=10/s,burst=20`; `*` for every operation without its own (repeatable;
+    /// `;`-separated in the env var). Calls past it get ThrottlingException.
+    #[arg(
+        long = "rate-limit",
+        env = "CODEBUILD_SIM_RATE_LIMITS",
+        value_delimiter = ';'
+    )]
+    rate_limits: Vec<String>,
     /// Log filter (tracing EnvFilter syntax); logs go to stderr.
     #[arg(long, env = "CODEBUILD_SIM_LOG", default_value = "info")]
     log: String,
@@ -75,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
     if !(args.phase_seconds.is_finite() && args.phase_seconds >= 0.0) {
         anyhow::bail!("--phase-seconds must be a non-negative number");
     }
+    let rate_limits = RateLimits::from_specs(&args.rate_limits).map_err(anyhow::Error::msg)?;
     let config = SimConfig {
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)),
         region: args.region,
@@ -93,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
             max_concurrent_builds: args.max_concurrent_builds,
             ..Faults::default()
         },
+        rate_limits,
     };
     let server = Server::start(config).await.context("starting the server")?;
     let port = server.addr().port();

@@ -20,6 +20,13 @@ impl Place<'_> {
         )
     }
 
+    pub fn build_batch_arn(&self, id: &str) -> String {
+        format!(
+            "arn:aws:codebuild:{}:{}:build-batch/{id}",
+            self.region, self.account
+        )
+    }
+
     pub fn build_arn(&self, id: &str) -> String {
         format!(
             "arn:aws:codebuild:{}:{}:build/{id}",
@@ -87,7 +94,7 @@ const GIT_SOURCE_TYPES: [&str; 6] = [
     "GITHUB_ENTERPRISE",
 ];
 const ARTIFACT_TYPES: [&str; 3] = ["CODEPIPELINE", "S3", "NO_ARTIFACTS"];
-const ENVIRONMENT_TYPES: [&str; 12] = [
+pub const ENVIRONMENT_TYPES: [&str; 12] = [
     "WINDOWS_CONTAINER",
     "LINUX_CONTAINER",
     "LINUX_GPU_CONTAINER",
@@ -101,7 +108,7 @@ const ENVIRONMENT_TYPES: [&str; 12] = [
     "WINDOWS_EC2",
     "MAC_ARM",
 ];
-const COMPUTE_TYPES: [&str; 12] = [
+pub const COMPUTE_TYPES: [&str; 12] = [
     "BUILD_GENERAL1_SMALL",
     "BUILD_GENERAL1_MEDIUM",
     "BUILD_GENERAL1_LARGE",
@@ -116,7 +123,7 @@ const COMPUTE_TYPES: [&str; 12] = [
     "CUSTOM_INSTANCE_TYPE",
 ];
 
-fn enum_check(value: Option<&Value>, member: &str, allowed: &[&str]) -> Result<(), ApiError> {
+pub fn enum_check(value: Option<&Value>, member: &str, allowed: &[&str]) -> Result<(), ApiError> {
     match value {
         None | Some(Value::Null) => Ok(()),
         Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(()),
@@ -134,7 +141,7 @@ fn enum_check(value: Option<&Value>, member: &str, allowed: &[&str]) -> Result<(
     }
 }
 
-fn int_range(value: Option<&Value>, member: &str, min: i64, max: i64) -> Result<(), ApiError> {
+pub fn int_range(value: Option<&Value>, member: &str, min: i64, max: i64) -> Result<(), ApiError> {
     let Some(v) = value.filter(|v| !v.is_null()) else {
         return Ok(());
     };
@@ -288,6 +295,18 @@ pub fn quick_project_input(name: &str, account: &str, extra: Option<&Value>) -> 
 
 /// Validates a StartBuild request's members that the simulator checks.
 pub fn check_start_request(req: &Value) -> Result<(), ApiError> {
+    check_project_member(req)?;
+    int_range(
+        req.get("timeoutInMinutesOverride"),
+        "timeoutInMinutesOverride",
+        5,
+        2160,
+    )?;
+    check_shared_overrides(req)
+}
+
+/// `projectName` is present and not empty (StartBuild and StartBuildBatch).
+pub fn check_project_member(req: &Value) -> Result<(), ApiError> {
     match req.get("projectName") {
         Some(Value::String(s)) if !s.is_empty() => {}
         Some(Value::String(_)) => {
@@ -299,12 +318,11 @@ pub fn check_start_request(req: &Value) -> Result<(), ApiError> {
         }
         _ => return Err(ApiError::null_member("projectName")),
     }
-    int_range(
-        req.get("timeoutInMinutesOverride"),
-        "timeoutInMinutesOverride",
-        5,
-        2160,
-    )?;
+    Ok(())
+}
+
+/// Validates the override members StartBuild and StartBuildBatch share.
+pub fn check_shared_overrides(req: &Value) -> Result<(), ApiError> {
     int_range(
         req.get("queuedTimeoutInMinutesOverride"),
         "queuedTimeoutInMinutesOverride",

@@ -28,6 +28,19 @@ pub fn page(
     next_token: Option<&str>,
     page_size: usize,
 ) -> Option<(Vec<String>, Option<String>)> {
+    page_where(ids, order, next_token, page_size, |_| true)
+}
+
+/// [`page`] over the ids `keep` accepts. The token is a position in all of `ids`, so it
+/// stays valid when the id it names no longer passes the filter (a batch whose status
+/// changed between pages).
+pub fn page_where(
+    ids: &[String],
+    order: SortOrder,
+    next_token: Option<&str>,
+    page_size: usize,
+    keep: impl Fn(&str) -> bool,
+) -> Option<(Vec<String>, Option<String>)> {
     let ordered: Vec<&String> = match order {
         SortOrder::Ascending => ids.iter().collect(),
         SortOrder::Descending => ids.iter().rev().collect(),
@@ -39,14 +52,15 @@ pub fn page(
             ordered.iter().position(|id| **id == last)? + 1
         }
     };
-    let end = (begin + page_size.max(1)).min(ordered.len());
-    let items: Vec<String> = ordered[begin.min(end)..end]
+    let mut rest = ordered[begin.min(ordered.len())..]
         .iter()
+        .filter(|id| keep(id.as_str()));
+    let items: Vec<String> = rest
+        .by_ref()
+        .take(page_size.max(1))
         .map(|s| s.to_string())
         .collect();
-    let next = (end < ordered.len())
-        .then(|| items.last().map(|id| encode(id)))
-        .flatten();
+    let next = rest.next().and_then(|_| items.last().map(|id| encode(id)));
     Some((items, next))
 }
 
@@ -107,6 +121,30 @@ mod tests {
         let (p2, _) =
             page(&all, SortOrder::Descending, t.as_deref(), PAGE_SIZE).unwrap_or_default();
         assert_eq!(p2[0], "p:50");
+    }
+
+    #[test]
+    fn a_filter_pages_what_it_keeps_and_tokens_survive_a_change() {
+        let all = ids(10);
+        let even = |id: &str| {
+            id.trim_start_matches("p:")
+                .parse::<u32>()
+                .is_ok_and(|n| n % 2 == 0)
+        };
+        let (p1, t1) = page_where(&all, SortOrder::Descending, None, 2, even).unwrap_or_default();
+        assert_eq!(p1, ["p:10", "p:8"]);
+        // p:8 no longer passes: the token still knows where it was.
+        let (p2, t2) = page_where(&all, SortOrder::Descending, t1.as_deref(), 2, |id| {
+            even(id) && id != "p:8"
+        })
+        .unwrap_or_default();
+        assert_eq!(p2, ["p:6", "p:4"]);
+        let (p3, t3) =
+            page_where(&all, SortOrder::Descending, t2.as_deref(), 2, even).unwrap_or_default();
+        assert_eq!((p3, t3), (vec!["p:2".to_string()], None));
+        let (none, t) =
+            page_where(&all, SortOrder::Ascending, None, 5, |_| false).unwrap_or_default();
+        assert!(none.is_empty() && t.is_none());
     }
 
     #[test]

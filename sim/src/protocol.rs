@@ -11,7 +11,7 @@ pub const LOGS_TARGET_PREFIX: &str = "Logs_20140328.";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
 /// The CodeBuild operations the simulator implements.
-pub const OPERATIONS: [&str; 8] = [
+pub const OPERATIONS: [&str; 14] = [
     "CreateProject",
     "DeleteProject",
     "BatchGetProjects",
@@ -20,6 +20,12 @@ pub const OPERATIONS: [&str; 8] = [
     "StopBuild",
     "ListBuildsForProject",
     "BatchGetReports",
+    "StartBuildBatch",
+    "BatchGetBuildBatches",
+    "StopBuildBatch",
+    "RetryBuildBatch",
+    "ListBuildBatchesForProject",
+    "ListBuildBatches",
 ];
 
 /// The CloudWatch Logs operations the simulator implements.

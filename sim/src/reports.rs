@@ -450,6 +450,7 @@ mod tests {
             phase_seconds: 1.0,
             failure: None,
             timeout_seconds: None,
+            queued_seconds: 0.0,
         });
         let owner = Owner {
             region: "us-east-1",

@@ -1,23 +1,27 @@
 //! The simulator's state and the CodeBuild operations over it. Build state is derived from
 //! the clock whenever it is read; nothing runs in the background.
 
-use crate::build_output::{BuildOutput, Choices, Context, LogEvent, LogStreamInfo};
+use crate::batch::ops::BatchStartRecord;
+use crate::batch::record::BatchRecord;
+use crate::build_output::{LogEvent, LogStreamInfo};
+use crate::build_record::{BuildRecord, NewBuild, RetryState};
 use crate::config::SimConfig;
 use crate::faults::{self, Action, Faults};
 use crate::idempotency::{self, Decision, TokenEntry};
-use crate::lifecycle::{self, PhaseType, PlanInput, Status, Timeline};
+use crate::lifecycle;
 use crate::logs::api::{self as logs_api, LogGroups};
 use crate::logs::filter::StreamEvents;
-use crate::overrides::{self, BuildIds, Place};
+use crate::overrides::{self, Place};
 use crate::pagination::{self, SortOrder};
 use crate::protocol::{ApiError, ErrorKind, Service};
+use crate::ratelimit::{Limiter, RateLimits};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Per-operation call counters and fault counts.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -28,7 +32,14 @@ pub struct Counters {
     pub total_calls: u64,
     /// Build ids requested through BatchGetBuilds calls that were processed.
     pub batch_get_builds_ids: u64,
+    /// Batch ids requested through BatchGetBuildBatches calls that were processed.
+    pub batch_get_build_batches_ids: u64,
+    /// Calls answered with ThrottlingException, by an injected fault or a rate limit.
     pub throttled: u64,
+    /// [`Counters::throttled`] per operation.
+    pub throttled_by_operation: BTreeMap<String, u64>,
+    /// Calls refused by the operation's rate limit (see [`crate::RateLimits`]), per operation.
+    pub rate_limited: BTreeMap<String, u64>,
     pub server_errors: u64,
     pub dropped: u64,
     pub account_limit_exceeded: u64,
@@ -57,138 +68,41 @@ pub struct StartRecord {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug)]
-struct RetryState {
-    limit: u32,
-    number: u32,
-    previous: Option<String>,
-    next: Option<String>,
-}
-
-#[derive(Clone, Debug)]
-struct BuildRecord {
-    id: String,
-    project: String,
-    project_json: Value,
-    request: Value,
-    access_key_id: Option<String>,
-    fields: Map<String, Value>,
-    timeline: Timeline,
-    stopped_at: Option<f64>,
-    exports: Vec<(String, String)>,
-    resolved_source_version: Option<String>,
-    retry: Option<RetryState>,
-    /// Its log stream and reports (shared: records are cloned for auto-retries).
-    output: Arc<BuildOutput>,
-}
-
-impl BuildRecord {
-    fn render(&self, now: f64) -> Value {
-        let snap = lifecycle::snapshot(&self.timeline, now, self.stopped_at);
-        let mut m = self.fields.clone();
-        m.insert("phases".into(), Value::Array(snap.phases));
-        m.insert("currentPhase".into(), json!(snap.current_phase));
-        m.insert("buildStatus".into(), json!(snap.build_status));
-        m.insert("buildComplete".into(), json!(snap.complete));
-        if let Some(end) = snap.end_time {
-            m.insert("endTime".into(), json!(lifecycle::ts(end)));
-        }
-        if let Some(v) = &self.resolved_source_version
-            && lifecycle::phase_finished(
-                &self.timeline,
-                PhaseType::DownloadSource,
-                now,
-                self.stopped_at,
-            )
-        {
-            m.insert("resolvedSourceVersion".into(), json!(v));
-        }
-        if snap.final_status == Some(Status::Succeeded) && !self.exports.is_empty() {
-            let list: Vec<Value> = self
-                .exports
-                .iter()
-                .map(|(n, v)| json!({"name": n, "value": v}))
-                .collect();
-            m.insert("exportedEnvironmentVariables".into(), json!(list));
-        }
-        if let Some(r) = &self.retry {
-            let mut c = Map::new();
-            c.insert("autoRetryLimit".into(), json!(r.limit));
-            c.insert("autoRetryNumber".into(), json!(r.number));
-            if let Some(n) = &r.next {
-                c.insert("nextAutoRetry".into(), json!(n));
-            }
-            if let Some(p) = &r.previous {
-                c.insert("previousAutoRetry".into(), json!(p));
-            }
-            m.insert("autoRetryConfig".into(), Value::Object(c));
-        }
-        self.output
-            .render_into(&mut m, &self.timeline, now, self.stopped_at);
-        Value::Object(m)
-    }
-
-    /// When the build ended (completed or stopped), if it has by `now`.
-    fn ended_at(&self, now: f64) -> Option<f64> {
-        let end = self
-            .stopped_at
-            .filter(|s| *s < self.timeline.completed_at)
-            .unwrap_or(self.timeline.completed_at);
-        (end <= now).then_some(end)
-    }
-
-    /// Its log stream as readers see it at `now`, once the stream exists.
-    fn stream_at(&self, now: f64) -> Option<StreamEvents<'_>> {
-        let (_, name) = self.output.stream.as_ref()?;
-        let (script, readable) = self.output.readable(&self.timeline, now, self.stopped_at)?;
-        Some(StreamEvents {
-            name,
-            script,
-            readable,
-        })
-    }
-
-    fn is_complete(&self, now: f64) -> bool {
-        self.stopped_at.is_some_and(|s| s <= now) || self.timeline.completed_at <= now
-    }
-
-    /// The failed build should be retried (and when it completed).
-    fn wants_retry(&self, now: f64) -> Option<f64> {
-        let r = self.retry.as_ref()?;
-        let stopped = self
-            .stopped_at
-            .is_some_and(|s| s < self.timeline.completed_at);
-        (r.next.is_none()
-            && r.number < r.limit
-            && !stopped
-            && self.timeline.status.is_failure()
-            && self.timeline.completed_at <= now)
-            .then_some(self.timeline.completed_at)
-    }
-}
-
-struct Inner {
-    projects: BTreeMap<String, Value>,
-    builds: Vec<BuildRecord>,
-    by_id: HashMap<String, usize>,
-    build_numbers: HashMap<String, i64>,
-    tokens: HashMap<String, TokenEntry>,
-    starts: Vec<StartRecord>,
-    counters: Counters,
-    faults: Faults,
-    rng: StdRng,
-    clock_offset: f64,
+/// Everything behind the state's lock.
+pub(crate) struct Inner {
+    pub(crate) projects: BTreeMap<String, Value>,
+    pub(crate) builds: Vec<BuildRecord>,
+    pub(crate) by_id: HashMap<String, usize>,
+    pub(crate) build_numbers: HashMap<String, i64>,
+    pub(crate) tokens: HashMap<String, TokenEntry>,
+    pub(crate) starts: Vec<StartRecord>,
+    pub(crate) counters: Counters,
+    pub(crate) faults: Faults,
+    pub(crate) limiter: Limiter,
+    /// Origin of the monotonic clock the rate limits run on.
+    pub(crate) origin: Instant,
+    pub(crate) rng: StdRng,
+    pub(crate) clock_offset: f64,
     /// Log group -> stream -> build index, for the logs operations.
-    streams: HashMap<String, BTreeMap<String, usize>>,
+    pub(crate) streams: HashMap<String, BTreeMap<String, usize>>,
     /// Report ARN -> (build index, report index).
-    reports: HashMap<String, (usize, usize)>,
+    pub(crate) reports: HashMap<String, (usize, usize)>,
+    pub(crate) batches: Vec<BatchRecord>,
+    pub(crate) batch_by_id: HashMap<String, usize>,
+    pub(crate) batch_numbers: HashMap<String, i64>,
+    /// StartBuildBatch idempotency tokens (the entry's `build_id` is the batch id).
+    pub(crate) batch_tokens: HashMap<String, TokenEntry>,
+    /// RetryBuildBatch idempotency tokens.
+    pub(crate) retry_tokens: HashMap<String, TokenEntry>,
+    pub(crate) batch_starts: Vec<BatchStartRecord>,
+    pub(crate) batch_retries: Vec<BatchStartRecord>,
 }
 
 /// Shared simulator state; cheap to clone.
 #[derive(Clone)]
 pub struct SimState {
-    inner: Arc<Mutex<Inner>>,
-    config: Arc<SimConfig>,
+    pub(crate) inner: Arc<Mutex<Inner>>,
+    pub(crate) config: Arc<SimConfig>,
 }
 
 /// A build id is well formed when it is `<project>:<something>` (moto's rule).
@@ -197,17 +111,17 @@ pub fn well_formed_build_id(id: &str) -> bool {
         .is_some_and(|(p, u)| !p.is_empty() && !u.is_empty())
 }
 
-fn wall_clock() -> f64 {
+pub(crate) fn wall_clock() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn str_field(v: &Value, key: &str) -> Option<String> {
+pub(crate) fn str_field(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-fn ids_list(req: &Value, member: &str, max: usize) -> Result<Vec<String>, ApiError> {
+pub(crate) fn ids_list(req: &Value, member: &str, max: usize) -> Result<Vec<String>, ApiError> {
     let list = match req.get(member) {
         None | Some(Value::Null) => return Err(ApiError::null_member(member)),
         Some(Value::Array(a)) => a,
@@ -254,10 +168,19 @@ impl SimState {
                 starts: Vec::new(),
                 counters: Counters::default(),
                 faults: Faults::default(),
+                limiter: Limiter::new(config.rate_limits.clone()),
+                origin: Instant::now(),
                 rng: StdRng::seed_from_u64(seed),
                 clock_offset: 0.0,
                 streams: HashMap::new(),
                 reports: HashMap::new(),
+                batches: Vec::new(),
+                batch_by_id: HashMap::new(),
+                batch_numbers: HashMap::new(),
+                batch_tokens: HashMap::new(),
+                retry_tokens: HashMap::new(),
+                batch_starts: Vec::new(),
+                batch_retries: Vec::new(),
             })),
             config: Arc::new(config),
         };
@@ -270,7 +193,7 @@ impl SimState {
         state
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves consistent-enough test state; keep serving.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -359,7 +282,18 @@ impl SimState {
         Ok(project)
     }
 
-    /// Forgets builds, tokens, the StartBuild log, counters and faults; keeps projects.
+    /// The rate limits in force.
+    pub fn rate_limits(&self) -> RateLimits {
+        self.lock().limiter.limits().clone()
+    }
+
+    /// Replaces the rate limits (every bucket starts full).
+    pub fn set_rate_limits(&self, limits: RateLimits) {
+        self.lock().limiter.set(limits);
+    }
+
+    /// Forgets builds, tokens, the StartBuild log, counters and faults, and restores the
+    /// configured rate limits; keeps projects.
     pub fn reset(&self) {
         let mut g = self.lock();
         g.builds.clear();
@@ -369,8 +303,16 @@ impl SimState {
         g.starts.clear();
         g.counters = Counters::default();
         g.faults = Faults::default();
+        g.limiter.set(self.config.rate_limits.clone());
         g.streams.clear();
         g.reports.clear();
+        g.batches.clear();
+        g.batch_by_id.clear();
+        g.batch_numbers.clear();
+        g.batch_tokens.clear();
+        g.retry_tokens.clear();
+        g.batch_starts.clear();
+        g.batch_retries.clear();
     }
 
     /// [`SimState::reset`] and also deletes every project.
@@ -394,26 +336,41 @@ impl SimState {
     pub fn begin_call(&self, service: Service, operation: &str) -> (Duration, Action) {
         let mut g = self.lock();
         g.count_call(operation);
+        if !g.admit(operation) {
+            return (Duration::ZERO, Action::Throttle);
+        }
         let faults = g.faults.clone();
         let decision = faults::decide(&faults, service, operation, &mut g.rng);
         match decision.1 {
             Action::Drop => g.counters.dropped += 1,
             Action::ServerError(_) => g.counters.server_errors += 1,
-            Action::Throttle => g.counters.throttled += 1,
+            Action::Throttle => g.count_throttled(operation),
             Action::Proceed => {}
         }
         decision
     }
 
-    /// Runs one CodeBuild operation in-process (counted, no fault injection).
+    /// Runs one CodeBuild operation in-process (counted and rate limited, no fault
+    /// injection).
     pub fn call(
         &self,
         operation: &str,
         request: &Value,
         access_key_id: Option<&str>,
     ) -> Result<Value, ApiError> {
-        self.lock().count_call(operation);
+        self.begin_in_process(operation)?;
         self.dispatch(operation, request, access_key_id)
+    }
+
+    /// Counts an in-process call and applies the operation's rate limit.
+    fn begin_in_process(&self, operation: &str) -> Result<(), ApiError> {
+        let mut g = self.lock();
+        g.count_call(operation);
+        if g.admit(operation) {
+            Ok(())
+        } else {
+            Err(ApiError::new(ErrorKind::Throttling, "Rate exceeded"))
+        }
     }
 
     /// Runs one CodeBuild operation (not counted; the caller counts).
@@ -459,6 +416,13 @@ impl SimState {
             "StopBuild" => g.stop_build(request, now),
             "ListBuildsForProject" => g.list_builds_for_project(request, &place),
             "BatchGetReports" => g.batch_get_reports(request, now),
+            "StartBuildBatch" | "RetryBuildBatch" => {
+                g.batch_call(&self.config, operation, request, access_key_id, now)
+            }
+            "BatchGetBuildBatches" => g.batch_get_build_batches(&self.config, request, now),
+            "StopBuildBatch" => g.stop_build_batch(&self.config, request, now),
+            "ListBuildBatchesForProject" => g.list_build_batches(&self.config, request, true),
+            "ListBuildBatches" => g.list_build_batches(&self.config, request, false),
             other => Err(ApiError::new(
                 ErrorKind::UnknownOperation,
                 format!("Unknown operation {other}"),
@@ -466,9 +430,10 @@ impl SimState {
         }
     }
 
-    /// Runs one CloudWatch Logs operation in-process (counted, no fault injection).
+    /// Runs one CloudWatch Logs operation in-process (counted and rate limited, no fault
+    /// injection).
     pub fn call_logs(&self, operation: &str, request: &Value) -> Result<Value, ApiError> {
-        self.lock().count_call(operation);
+        self.begin_in_process(operation)?;
         self.dispatch_logs(operation, request)
     }
 
@@ -592,34 +557,8 @@ impl LogGroups for GroupsAt<'_> {
     }
 }
 
-/// The timeline of a new build and its (time-scaled) phase length.
-fn plan_timeline(
-    config: &SimConfig,
-    fields: &Map<String, Value>,
-    choices: &Choices,
-    start: f64,
-) -> (Timeline, f64) {
-    let scale = config.time_scale.max(0.0);
-    let timeout_minutes = fields
-        .get("timeoutInMinutes")
-        .and_then(Value::as_f64)
-        .unwrap_or(60.0);
-    let phase_seconds = choices
-        .outcome
-        .phase_seconds
-        .unwrap_or(config.phase_seconds)
-        * scale;
-    let timeline = lifecycle::plan(&PlanInput {
-        start,
-        phase_seconds,
-        failure: choices.outcome.failure.clone(),
-        timeout_seconds: Some(timeout_minutes * 60.0 * scale),
-    });
-    (timeline, phase_seconds)
-}
-
 impl Inner {
-    fn count_call(&mut self, operation: &str) {
+    pub(crate) fn count_call(&mut self, operation: &str) {
         *self
             .counters
             .calls
@@ -628,149 +567,46 @@ impl Inner {
         self.counters.total_calls += 1;
     }
 
-    fn resolve_project(&self, name_or_arn: &str, place: &Place) -> Option<String> {
+    fn count_throttled(&mut self, operation: &str) {
+        self.counters.throttled += 1;
+        *self
+            .counters
+            .throttled_by_operation
+            .entry(operation.to_string())
+            .or_default() += 1;
+    }
+
+    /// Takes a token from the operation's rate limit bucket; counts a refusal.
+    fn admit(&mut self, operation: &str) -> bool {
+        let now = self.origin.elapsed().as_secs_f64();
+        if self.limiter.admit(operation, now) {
+            return true;
+        }
+        self.count_throttled(operation);
+        *self
+            .counters
+            .rate_limited
+            .entry(operation.to_string())
+            .or_default() += 1;
+        false
+    }
+
+    /// Materialises what has happened by `now`: auto-retries, then what batches did.
+    pub(crate) fn settle(&mut self, config: &SimConfig, now: f64) {
+        self.settle_retries(config, now);
+        self.settle_batches(config, now);
+    }
+
+    pub(crate) fn resolve_project(&self, name_or_arn: &str, place: &Place) -> Option<String> {
         let name = place.project_name(name_or_arn)?;
         self.projects.contains_key(name).then(|| name.to_string())
     }
 
-    fn project_arn_for(name_or_arn: &str, place: &Place) -> String {
+    pub(crate) fn project_arn_for(name_or_arn: &str, place: &Place) -> String {
         if name_or_arn.starts_with("arn:") {
             name_or_arn.to_string()
         } else {
             place.project_arn(name_or_arn)
-        }
-    }
-
-    /// Materialises auto-retry builds whose predecessors have failed by `now`.
-    fn settle(&mut self, config: &SimConfig, now: f64) {
-        let mut i = 0;
-        while i < self.builds.len() {
-            if let Some(at) = self.builds[i].wants_retry(now) {
-                let parent = self.builds[i].clone();
-                let Some(r) = parent.retry.as_ref() else {
-                    i += 1;
-                    continue;
-                };
-                let retry = RetryState {
-                    limit: r.limit,
-                    number: r.number + 1,
-                    previous: Some(parent.id.clone()),
-                    next: None,
-                };
-                match self.create_build(
-                    config,
-                    &parent.project,
-                    &parent.project_json,
-                    &parent.request,
-                    at,
-                    Some(retry),
-                    parent.access_key_id.clone(),
-                ) {
-                    Ok(idx) => {
-                        let new_id = self.builds[idx].id.clone();
-                        if let Some(r) = self.builds[i].retry.as_mut() {
-                            r.next = Some(new_id);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(build = %parent.id, error = %e, "auto-retry not created");
-                        if let Some(r) = self.builds[i].retry.as_mut() {
-                            r.limit = r.number;
-                        }
-                    }
-                }
-            }
-            i += 1;
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn create_build(
-        &mut self,
-        config: &SimConfig,
-        project: &str,
-        project_json: &Value,
-        request: &Value,
-        start: f64,
-        retry: Option<RetryState>,
-        access_key_id: Option<String>,
-    ) -> Result<usize, ApiError> {
-        let env = overrides::merged_env_vars(project_json, request);
-        let retry_number = retry.as_ref().map_or(0, |r| r.number);
-        let choices = Choices::read(
-            overrides::merged_buildspec(project_json, request),
-            &overrides::env_pairs(&env),
-            retry_number,
-        )
-        .map_err(ApiError::invalid)?;
-        let uuid = uuid::Builder::from_random_bytes(self.rng.random())
-            .into_uuid()
-            .to_string();
-        let number = self.build_numbers.entry(project.to_string()).or_insert(0);
-        *number += 1;
-        let build_number = *number;
-        let place = Place {
-            region: &config.region,
-            account: &config.account_id,
-        };
-        let ids = BuildIds {
-            project,
-            uuid: &uuid,
-            build_number,
-            start,
-            initiator: &config.initiator,
-        };
-        let fields = overrides::build_fields(project_json, request, &ids, &place);
-        let (timeline, phase_seconds) = plan_timeline(config, &fields, &choices, start);
-        let resolved_source_version = overrides::resolved_source_version(
-            &fields["source"],
-            fields.get("sourceVersion").and_then(Value::as_str),
-        );
-        let id = ids.id();
-        let output = BuildOutput::plan(
-            &choices,
-            &Context {
-                id: &id,
-                project,
-                fields: &fields,
-                timeline: &timeline,
-                phase_seconds,
-                time_scale: config.time_scale.max(0.0),
-                region: &config.region,
-                account: &config.account_id,
-            },
-        );
-        self.builds.push(BuildRecord {
-            id: id.clone(),
-            project: project.to_string(),
-            project_json: project_json.clone(),
-            request: request.clone(),
-            access_key_id,
-            fields,
-            timeline,
-            stopped_at: None,
-            exports: choices.outcome.exports,
-            resolved_source_version,
-            retry,
-            output: Arc::new(output),
-        });
-        let idx = self.builds.len() - 1;
-        self.by_id.insert(id, idx);
-        self.index_output(idx);
-        Ok(idx)
-    }
-
-    /// Makes a new build's log stream and reports findable.
-    fn index_output(&mut self, idx: usize) {
-        let output = Arc::clone(&self.builds[idx].output);
-        if let Some((group, stream)) = &output.stream {
-            self.streams
-                .entry(group.clone())
-                .or_default()
-                .insert(stream.clone(), idx);
-        }
-        for (i, r) in output.reports.iter().enumerate() {
-            self.reports.insert(r.arn.clone(), (idx, i));
         }
     }
 
@@ -809,7 +645,7 @@ impl Inner {
             }
         }
         if let Some(max) = self.faults.max_concurrent_builds {
-            let active = self.builds.iter().filter(|b| !b.is_complete(now)).count();
+            let active = self.builds.iter().filter(|b| b.active_at(now)).count();
             if active >= max as usize {
                 self.counters.account_limit_exceeded += 1;
                 return Err(ApiError::new(
@@ -830,15 +666,16 @@ impl Inner {
             previous: None,
             next: None,
         });
-        let idx = self.create_build(
-            config,
-            &project,
-            &project_json,
-            req,
-            now,
+        let new = NewBuild {
+            project: &project,
+            project_json: &project_json,
+            request: req,
+            start: now,
             retry,
-            access_key_id.map(str::to_string),
-        )?;
+            access_key_id: access_key_id.map(str::to_string),
+            batch: None,
+        };
+        let idx = self.create_build(config, new)?;
         if let Some(token) = token {
             self.tokens.insert(
                 token,
@@ -1149,6 +986,47 @@ mod tests {
             Some("Cannot have more than 1 active builds for the account")
         );
         s.advance_clock(1000.0);
+        assert!(start(&s, json!({"projectName": "proj"})).is_ok());
+    }
+
+    #[test]
+    fn rate_limit_throttles_past_the_burst() {
+        let s = state();
+        let limits = RateLimits::from_specs(&["StartBuild=0.001/s,burst=2"]);
+        s.set_rate_limits(limits.unwrap_or_default());
+        assert!(start(&s, json!({"projectName": "proj"})).is_ok());
+        assert!(start(&s, json!({"projectName": "proj"})).is_ok());
+        let e = start(&s, json!({"projectName": "proj"})).err();
+        assert_eq!(
+            e.map(|e| (e.kind, e.message)),
+            Some((ErrorKind::Throttling, "Rate exceeded".to_string()))
+        );
+        assert!(
+            s.call(
+                "ListBuildsForProject",
+                &json!({"projectName": "proj"}),
+                None
+            )
+            .is_ok()
+        );
+        let c = s.counters();
+        assert_eq!(c.calls.get("StartBuild"), Some(&3));
+        assert_eq!(c.throttled, 1);
+        assert_eq!(
+            c.rate_limited,
+            BTreeMap::from([("StartBuild".to_string(), 1)])
+        );
+        assert_eq!(c.throttled_by_operation, c.rate_limited);
+        assert_eq!(
+            s.starts().len(),
+            2,
+            "a throttled call never reaches StartBuild"
+        );
+        s.reset();
+        assert!(
+            s.rate_limits().is_empty(),
+            "reset restores the configured (no) limits"
+        );
         assert!(start(&s, json!({"projectName": "proj"})).is_ok());
     }
 

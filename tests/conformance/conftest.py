@@ -4,6 +4,7 @@ The simulator binary comes from $CODEBUILD_SIM_BIN or target/debug/codebuild-sim
 repository root (build it with `cargo build -p codebuild-sim`). A missing binary FAILS the run.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -81,14 +82,17 @@ def _sim_binary() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def sim_url():
+@contextlib.contextmanager
+def launch_sim(extra_args=(), extra_env=None):
+    """Runs the simulator binary with the conformance settings plus `extra_args` and
+    `extra_env`; yields its base URL and stops it afterwards."""
     binary = _sim_binary()
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         pytest.fail(
             f"simulator binary not found at {binary}: run `cargo build -p codebuild-sim` "
             "or set CODEBUILD_SIM_BIN"
         )
+    env = {"PATH": os.environ.get("PATH", ""), "CODEBUILD_SIM_LOG": "warn", **(extra_env or {})}
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
         log = open(Path(tmp) / "sim.log", "wb")
@@ -102,10 +106,11 @@ def sim_url():
                 "--phase-seconds", "1",
                 "--token-window-seconds", "300",
                 "--seed", "20161006",
+                *extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={"PATH": os.environ.get("PATH", ""), "CODEBUILD_SIM_LOG": "warn"},
+            env=env,
         )
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
@@ -121,6 +126,12 @@ def sim_url():
         finally:
             _stop(proc)
             log.close()
+
+
+@pytest.fixture(scope="session")
+def sim_url():
+    with launch_sim() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -156,7 +167,7 @@ class RawCapture:
         return json.loads(body) if body else {}
 
 
-def _client(url: str, service: str = "codebuild"):
+def client_for(url: str, service: str = "codebuild"):
     client = boto3.client(
         service,
         endpoint_url=url,
@@ -171,23 +182,23 @@ def _client(url: str, service: str = "codebuild"):
 
 @pytest.fixture(scope="session")
 def sim(sim_url):
-    return _client(sim_url)
+    return client_for(sim_url)
 
 
 @pytest.fixture(scope="session")
 def moto(moto_url):
-    return _client(moto_url)
+    return client_for(moto_url)
 
 
 @pytest.fixture(scope="session")
 def sim_logs(sim_url):
     """A CloudWatch Logs client pointed at the simulator (the CodeBuild port)."""
-    return _client(sim_url, "logs")
+    return client_for(sim_url, "logs")
 
 
 @pytest.fixture(scope="session")
 def moto_logs(moto_url):
-    return _client(moto_url, "logs")
+    return client_for(moto_url, "logs")
 
 
 class Admin:

@@ -311,6 +311,7 @@ mod tests {
             phase_seconds: 10.0,
             failure,
             timeout_seconds: None,
+            queued_seconds: 0.0,
         })
     }
 
