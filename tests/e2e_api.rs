@@ -102,12 +102,16 @@ fn crd_is_established_with_short_name_and_category() {
             "`kubectl get {resource}` should list the run:\n{listed}"
         );
     }
-    // The printer columns: Status / Phase by default, Project and Build ID with -o wide.
+    // The printer columns: Status / Phase / Reason by default; Project, Build ID and the
+    // build's start and end with -o wide.
     let wide = kubectl_ok(&["get", "cbr", "-n", ns.name(), "-o", "wide"]);
     let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "PROJECT", "STATUS", "PHASE", "AGE", "BUILD", "ID"],
+        [
+            "NAME", "PROJECT", "STATUS", "PHASE", "REASON", "AGE", "BUILD", "ID", "STARTED",
+            "ENDED"
+        ],
         "{wide}"
     );
     assert!(wide.contains("my-app"), "{wide}");
@@ -674,7 +678,11 @@ async fn status_written_through_the_main_resource_is_ignored() {
         .create(&PostParams::default(), &run)
         .await
         .expect("create");
-    assert_eq!(created.status, None, "status on create should be dropped");
+    assert_eq!(
+        created.status,
+        Some(CodeBuildRunStatus::default()),
+        "status on create should be dropped (the CRD defaults it to {{}})"
+    );
     // (Compared by the fake build id below, not with None: an operator that some other test
     // leaves watching every namespace may legitimately write a status of its own.)
     let has_fake = |run: &CodeBuildRun| {
