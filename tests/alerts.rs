@@ -285,6 +285,9 @@ fn rule_values_change_the_rules_and_every_variant_checks() {
         "metrics.prometheusRule.labels.release=prometheus",
         "--set",
         "metrics.prometheusRule.alertLabels.team=ci",
+        // Ignored: each alert keeps its own severity.
+        "--set",
+        "metrics.prometheusRule.alertLabels.severity=page",
         "--set",
         "metrics.prometheusRule.disabled={CodeBuildOperatorBuildsFailing,CodeBuildOperatorNotReady}",
         "--set-json",
@@ -306,6 +309,7 @@ fn rule_values_change_the_rules_and_every_variant_checks() {
     assert!(!names.contains(&"CodeBuildOperatorNotReady"));
     for r in &rules {
         assert_eq!(r["labels"]["team"], "ci", "{r}");
+        assert_ne!(r["labels"]["severity"], "page", "{r}");
         let expr = r["expr"].as_str().unwrap();
         assert!(
             expr.contains(r#"job="codebuild",cluster=~"prod-.*""#),
