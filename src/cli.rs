@@ -8,6 +8,7 @@ use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use crate::codebuild::AwsSettings;
 use crate::controller::OperatorSettings;
 use crate::leader::{self, LeaseSettings};
+use crate::metrics::PerRunLabels;
 
 /// Run AWS CodeBuild builds as Kubernetes CodeBuildRun objects.
 #[derive(Debug, Parser)]
@@ -40,6 +41,15 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// A per-run label of the build and run metrics (`--metrics-run-labels`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RunLabel {
+    /// The run's namespace, as the label `run_namespace`.
+    Namespace,
+    /// The run's CodeBuild project (`spec.projectName`), as the label `project`.
+    Project,
 }
 
 /// Flags of `codebuild-operator run`. A flag given twice takes its last value.
@@ -109,6 +119,18 @@ pub struct RunArgs {
     )]
     pub metrics_address: SocketAddr,
 
+    /// Per-run labels on the build and run metrics, comma-separated: `namespace` (as
+    /// `run_namespace`) and `project`. Each adds a series per namespace or project to those
+    /// metrics, a number the operator cannot bound: a cardinality choice. Empty (the
+    /// default): labels from fixed sets only.
+    #[arg(
+        long,
+        env = "CODEBUILD_OPERATOR_METRICS_RUN_LABELS",
+        value_enum,
+        value_delimiter = ','
+    )]
+    pub metrics_run_labels: Vec<RunLabel>,
+
     /// Elect a leader through a coordination.k8s.io Lease: every replica keeps its watch
     /// cache warm, only the leader reconciles and polls CodeBuild. Needed with more than one
     /// replica.
@@ -171,6 +193,10 @@ impl RunArgs {
             poll_interval: self.poll_interval,
             max_concurrent_reconciles: self.max_concurrent_reconciles,
             metrics_address: self.metrics_address,
+            metrics_run_labels: PerRunLabels {
+                namespace: self.metrics_run_labels.contains(&RunLabel::Namespace),
+                project: self.metrics_run_labels.contains(&RunLabel::Project),
+            },
             leader_election: self.leader_election.then(|| LeaseSettings {
                 name: self.lease_name.clone(),
                 namespace: self.lease_namespace(),
@@ -231,6 +257,25 @@ mod tests {
         assert_eq!(args.lease_name, "l");
         assert_eq!(args.lease_namespace(), "ops");
         assert!(Cli::try_parse_from(["x", "run", "--metrics-address", "nowhere"]).is_err());
+    }
+
+    #[test]
+    fn per_run_metric_labels_are_opt_in() {
+        assert_eq!(
+            run_args(&[]).settings().metrics_run_labels,
+            PerRunLabels::default()
+        );
+        let both = run_args(&["--metrics-run-labels", "namespace,project"]).settings();
+        assert_eq!(
+            both.metrics_run_labels,
+            PerRunLabels {
+                namespace: true,
+                project: true
+            }
+        );
+        let project = run_args(&["--metrics-run-labels=project"]).settings();
+        assert!(project.metrics_run_labels.project && !project.metrics_run_labels.namespace);
+        assert!(Cli::try_parse_from(["x", "run", "--metrics-run-labels", "name"]).is_err());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! 200 as long as the process serves HTTP (a restart would not help anything else), while
 //! `/readyz` answers 200 only once every readiness gate is open: each controller's watch
 //! cache has synced and, with leader election, this replica knows whether it leads. Until
-//! then it answers 503 and names the gates still closed.
+//! then it answers 503 and names the gates still closed. `/metrics` reports the same as the
+//! `codebuild_operator_ready` gauge, so an alert can tell "up but not ready" from "down".
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,6 +111,10 @@ pub async fn bind(
 }
 
 async fn serve_metrics(State(state): State<AppState>) -> Response {
+    // Readiness is a scrape-time reading, like /readyz itself.
+    state
+        .metrics
+        .set_ready(state.readiness.pending().is_empty());
     match state.metrics.encode() {
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(error) => {

@@ -547,7 +547,7 @@ fn metrics_move_as_a_run_progresses_and_probes_answer() {
     assert_eq!(
         sample(
             &started,
-            "codebuild_operator_aws_calls_total{operation=\"StartBuild\",outcome=\"success\"}"
+            "codebuild_operator_aws_calls_total{operation=\"StartBuild\",outcome=\"success\",region=\"us-east-1\"}"
         ),
         1.0
     );
@@ -575,7 +575,7 @@ fn metrics_move_as_a_run_progresses_and_probes_answer() {
     );
     at_least("codebuild_operator_reconcile_duration_seconds_count", 3.0);
     at_least(
-        "codebuild_operator_aws_calls_total{operation=\"BatchGetBuilds\",outcome=\"success\"}",
+        "codebuild_operator_aws_calls_total{operation=\"BatchGetBuilds\",outcome=\"success\",region=\"us-east-1\"}",
         1.0,
     );
     at_least(
@@ -704,7 +704,7 @@ fn leader_election_one_replica_reconciles_and_the_standby_takes_over() {
     assert_eq!(
         sample(
             &standby_metrics,
-            "codebuild_operator_aws_calls_total{operation=\"BatchGetBuilds\",outcome=\"success\"}"
+            "codebuild_operator_aws_calls_total{operation=\"BatchGetBuilds\",outcome=\"success\",region=\"us-east-1\"}"
         ),
         0.0,
         "the standby must not poll"

@@ -6,16 +6,27 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig, timeout::TimeoutConfig};
 use aws_sdk_codebuild::Client;
-use aws_sdk_codebuild::config::Region;
+use aws_sdk_codebuild::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_codebuild::config::{ConfigBag, Intercept, Region, RuntimeComponents};
+use aws_sdk_codebuild::error::BoxError;
+use aws_sdk_codebuild::operation::batch_get_builds::BatchGetBuildsError;
+use aws_sdk_codebuild::operation::list_builds_for_project::ListBuildsForProjectError;
+use aws_sdk_codebuild::operation::start_build::StartBuildError;
 use aws_sdk_codebuild::operation::start_build::StartBuildInput;
+use aws_sdk_codebuild::operation::stop_build::StopBuildError;
 use aws_sdk_codebuild::types::{Build, SortOrderType};
 
-use super::{ApiError, AssumedRole, BuildApi, BuildBatch, BuildIdPage, Target};
+use aws_smithy_runtime_api::client::interceptors::context::Error as OperationError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::error::classify_service;
+use super::{ApiError, AssumedRole, BuildApi, BuildBatch, BuildIdPage, ErrorKind, Target};
 use crate::metrics::Metrics;
 
 /// How long one attempt of a call may take before it counts as a network failure.
@@ -77,14 +88,20 @@ impl AwsBuildApi {
         self
     }
 
-    /// Counts one call by operation and outcome, then hands its result on.
-    fn observe<T>(
+    /// Makes one call of `operation` to `target`, and counts it: outcome (success or the
+    /// error category), Region and how long it took, the SDK's retries included.
+    async fn observe<T>(
         &self,
         operation: &'static str,
-        result: Result<T, ApiError>,
+        target: &Target,
+        call: impl Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
+        let started = Instant::now();
+        let result = call.await;
         self.metrics.aws_call(
             operation,
+            &target.region,
+            started.elapsed(),
             result.as_ref().map(|_| ()).map_err(|e| e.kind.category()),
         );
         result
@@ -111,6 +128,10 @@ impl AwsBuildApi {
                 if let Some(url) = &self.settings.endpoint_url {
                     config = config.endpoint_url(url);
                 }
+                config = config.interceptor(ThrottleCounter {
+                    metrics: self.metrics.clone(),
+                    region: target.region.clone(),
+                });
                 Client::from_conf(config.build())
             })
             .clone()
@@ -178,9 +199,9 @@ impl BuildApi for AwsBuildApi {
             host_kernel_override,
             ..
         } = input;
-        let out = self.observe(
-            "StartBuild",
-            self.client(target)
+        let client = self.client(target);
+        let call = async {
+            client
                 .start_build()
                 .set_project_name(project_name)
                 .set_secondary_sources_override(secondary_sources_override)
@@ -218,15 +239,11 @@ impl BuildApi for AwsBuildApi {
                 .set_host_kernel_override(host_kernel_override)
                 .send()
                 .await
-                .map_err(|e| ApiError::from_sdk(&e)),
-        )?;
-        out.build_value.ok_or_else(|| {
-            ApiError::new(
-                super::ErrorKind::Other,
-                None,
-                "StartBuild returned no build",
-            )
-        })
+                .map_err(|e| ApiError::from_sdk(&e))
+        };
+        let out = self.observe("StartBuild", target, call).await?;
+        out.build_value
+            .ok_or_else(|| ApiError::new(ErrorKind::Other, None, "StartBuild returned no build"))
     }
 
     async fn batch_get_builds(
@@ -234,15 +251,16 @@ impl BuildApi for AwsBuildApi {
         target: &Target,
         ids: Vec<String>,
     ) -> Result<BuildBatch, ApiError> {
-        let out = self.observe(
-            "BatchGetBuilds",
-            self.client(target)
+        let client = self.client(target);
+        let call = async {
+            client
                 .batch_get_builds()
                 .set_ids(Some(ids))
                 .send()
                 .await
-                .map_err(|e| ApiError::from_sdk(&e)),
-        )?;
+                .map_err(|e| ApiError::from_sdk(&e))
+        };
+        let out = self.observe("BatchGetBuilds", target, call).await?;
         Ok(BuildBatch {
             builds: out.builds.unwrap_or_default(),
             not_found: out.builds_not_found.unwrap_or_default(),
@@ -250,18 +268,18 @@ impl BuildApi for AwsBuildApi {
     }
 
     async fn stop_build(&self, target: &Target, id: &str) -> Result<Build, ApiError> {
-        let out = self.observe(
-            "StopBuild",
-            self.client(target)
+        let client = self.client(target);
+        let call = async {
+            client
                 .stop_build()
                 .id(id)
                 .send()
                 .await
-                .map_err(|e| ApiError::from_sdk(&e)),
-        )?;
-        out.build_value.ok_or_else(|| {
-            ApiError::new(super::ErrorKind::Other, None, "StopBuild returned no build")
-        })
+                .map_err(|e| ApiError::from_sdk(&e))
+        };
+        let out = self.observe("StopBuild", target, call).await?;
+        out.build_value
+            .ok_or_else(|| ApiError::new(ErrorKind::Other, None, "StopBuild returned no build"))
     }
 
     async fn list_builds_for_project(
@@ -270,20 +288,87 @@ impl BuildApi for AwsBuildApi {
         project: &str,
         next_token: Option<String>,
     ) -> Result<BuildIdPage, ApiError> {
-        let out = self.observe(
-            "ListBuildsForProject",
-            self.client(target)
+        let client = self.client(target);
+        let call = async {
+            client
                 .list_builds_for_project()
                 .project_name(project)
                 .sort_order(SortOrderType::Descending)
                 .set_next_token(next_token)
                 .send()
                 .await
-                .map_err(|e| ApiError::from_sdk(&e)),
-        )?;
+                .map_err(|e| ApiError::from_sdk(&e))
+        };
+        let out = self.observe("ListBuildsForProject", target, call).await?;
         Ok(BuildIdPage {
             ids: out.ids.unwrap_or_default(),
             next_token: out.next_token,
         })
     }
+}
+
+/// Counts every HTTP request CodeBuild throttled, attempt by attempt: the SDK retries a
+/// throttled request on its own (standard retry mode), so a call that succeeded on its
+/// second attempt shows as a success in `aws_calls_total` and only here as throttling.
+/// One per client, which is one per target: the Region is the client's.
+#[derive(Debug)]
+struct ThrottleCounter {
+    metrics: Arc<Metrics>,
+    region: String,
+}
+
+impl Intercept for ThrottleCounter {
+    fn name(&self) -> &'static str {
+        "ThrottleCounter"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(status) = context.response().map(|r| r.status().as_u16()) else {
+            return Ok(()); // no answer at all: a network failure, not throttling
+        };
+        let Some(Err(error)) = context.output_or_error() else {
+            return Ok(());
+        };
+        let code = error.as_operation_error().and_then(|e| {
+            error_code::<StartBuildError>(e)
+                .or_else(|| error_code::<BatchGetBuildsError>(e))
+                .or_else(|| error_code::<StopBuildError>(e))
+                .or_else(|| error_code::<ListBuildsForProjectError>(e))
+        });
+        if classify_service(code.as_deref(), None, status).kind == ErrorKind::Throttled {
+            let operation = cfg.load::<Metadata>().map(|m| m.name()).unwrap_or_default();
+            self.metrics
+                .aws_throttled(operation_label(operation), &self.region);
+        }
+        Ok(())
+    }
+}
+
+/// The service's error code, when `error` is an error of the operation `E`.
+fn error_code<E>(error: &OperationError) -> Option<String>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    error
+        .downcast_ref::<E>()
+        .and_then(|e| e.code())
+        .map(str::to_owned)
+}
+
+/// The operation as a label value: one of the four the operator calls.
+fn operation_label(name: &str) -> &'static str {
+    [
+        "StartBuild",
+        "BatchGetBuilds",
+        "StopBuild",
+        "ListBuildsForProject",
+    ]
+    .into_iter()
+    .find(|op| *op == name)
+    .unwrap_or("other")
 }

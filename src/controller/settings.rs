@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::codebuild::AwsSettings;
 use crate::leader::LeaseSettings;
+use crate::metrics::PerRunLabels;
 
 /// The default of [`Settings::stall_after`].
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(180);
@@ -64,6 +65,8 @@ pub struct OperatorSettings {
     pub max_concurrent_reconciles: u16,
     /// Where /metrics, /healthz and /readyz are served.
     pub metrics_address: SocketAddr,
+    /// The opt-in per-run labels (namespace, project) of the build and run metrics.
+    pub metrics_run_labels: PerRunLabels,
     /// The Lease to elect a leader with; None: this replica always leads.
     pub leader_election: Option<LeaseSettings>,
     /// Whether CodeBuildRunPolicies are enforced.
@@ -119,6 +122,7 @@ mod tests {
             poll_interval: Duration::from_secs(5),
             max_concurrent_reconciles: slots,
             metrics_address: "127.0.0.1:0".parse().unwrap(),
+            metrics_run_labels: PerRunLabels::default(),
             leader_election: None,
             enforce_policies: false,
             admission_policy: None,

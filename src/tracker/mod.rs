@@ -138,6 +138,7 @@ impl<B: BuildApi> Tracker<B> {
 
     /// Polls every `interval` until the future is dropped.
     pub async fn run(self, interval: Duration) {
+        self.metrics.set_poll_interval(interval);
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -185,13 +186,13 @@ impl<B: BuildApi> Tracker<B> {
         stats
     }
 
-    /// Every build the watched runs need followed, by id.
+    /// Every build the watched runs need followed, by id (and the runs counted by state).
     fn tracked(&self) -> HashMap<String, Tracked> {
         let stores = lock(&self.runs).clone();
-        stores
-            .iter()
-            .flat_map(|store| store.state())
-            .filter_map(|run| tracked(&run, &self.default_region))
+        let runs: Vec<_> = stores.iter().flat_map(|store| store.state()).collect();
+        self.metrics.count_runs(runs.iter().map(|run| run.as_ref()));
+        runs.iter()
+            .filter_map(|run| tracked(run, &self.default_region))
             .map(|t| (t.id.clone(), t))
             .collect()
     }

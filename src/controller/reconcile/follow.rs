@@ -52,8 +52,10 @@ impl<B: BuildApi> Step<'_, B> {
     /// follows.
     async fn mirror(&mut self, mirror: Mirror) -> Result<Action, Error> {
         if self.write(*mirror.status, &mirror.progress).await? {
-            if let Some(status) = &mirror.newly_final {
-                self.ctx.metrics.build_finished(Some(status));
+            if mirror.newly_final.is_some() {
+                self.ctx
+                    .metrics
+                    .build_finished(&self.run, &self.current.build);
             }
             for note in mirror.notes {
                 self.publish(note).await;

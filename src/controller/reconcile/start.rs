@@ -191,7 +191,7 @@ impl<B: BuildApi> Step<'_, B> {
             .codebuild
             .start_build(&self.target_of(attempt), input)
             .await?;
-        self.ctx.metrics.build_started();
+        self.ctx.metrics.build_started(&self.run);
         self.adopt(build_info(&build), reason::BUILD_STARTED, None)
             .await
     }

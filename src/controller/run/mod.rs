@@ -30,7 +30,7 @@ pub async fn run(settings: OperatorSettings) -> anyhow::Result<()> {
         .context("loading the Kubernetes configuration (in-cluster, or KUBECONFIG)")?;
     let client = Client::try_from(config.clone()).context("connecting to Kubernetes")?;
     let lease_client = leader::lease_client(config)?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_run_labels(settings.metrics_run_labels));
     let codebuild = AwsBuildApi::load(settings.region.clone(), settings.aws.clone())
         .await
         .with_metrics(metrics.clone());
