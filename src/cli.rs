@@ -111,6 +111,20 @@ pub struct RunArgs {
     #[arg(long, env = "CODEBUILD_OPERATOR_STALL_AFTER", default_value = "3m", value_parser = humantime::parse_duration)]
     pub stall_after: Duration,
 
+    /// How long one CodeBuild call may take, the SDK's retries included. A StartBuild whose
+    /// answer was lost is repeated with its token only while the repeat, taking this long
+    /// at most, lands inside the token window less --clock-skew; otherwise the operator
+    /// waits until no call can still be in flight and searches first. Only emulators with
+    /// scaled time need another value.
+    #[arg(long, env = "CODEBUILD_OPERATOR_AWS_OPERATION_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, hide = true)]
+    pub aws_operation_timeout: Duration,
+
+    /// How far the clocks of the operator's replicas and of CodeBuild may disagree (a margin
+    /// in the decisions about a lost StartBuild). Only emulators with scaled time need
+    /// another value.
+    #[arg(long, env = "CODEBUILD_OPERATOR_CLOCK_SKEW", default_value = "15s", value_parser = humantime::parse_duration, hide = true)]
+    pub clock_skew: Duration,
+
     /// Where to serve /metrics (Prometheus), /healthz (liveness) and /readyz (readiness).
     #[arg(
         long,
@@ -188,7 +202,9 @@ impl RunArgs {
             aws: AwsSettings {
                 endpoint_url: self.endpoint_url.clone(),
                 sts_endpoint_url: self.sts_endpoint_url.clone(),
+                operation_timeout: Some(self.aws_operation_timeout),
             },
+            clock_skew: self.clock_skew,
             namespaces: self.namespaces.clone(),
             poll_interval: self.poll_interval,
             max_concurrent_reconciles: self.max_concurrent_reconciles,

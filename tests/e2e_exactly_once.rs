@@ -129,7 +129,16 @@ async fn sigkill_after_start_build_past_the_token_window_finds_the_build_instead
         token_window_seconds: 2.0,
         ..SimConfig::default()
     };
-    let window = ["--token-window", "2s"];
+    // Calls of at most 1 s with no clock skew to allow for, so the decision after the
+    // restart (3 s after the attempt) is: too late to repeat, no call in flight, search.
+    let window = [
+        "--token-window",
+        "2s",
+        "--aws-operation-timeout",
+        "1s",
+        "--clock-skew",
+        "0s",
+    ];
     let mut world = world("crash-past-window", config, &window).await;
     let uid = kill_after_start_build(&mut world, Duration::from_secs(3), &window).await;
 
@@ -278,4 +287,122 @@ async fn a_restart_with_running_builds_starts_nothing_and_writes_nothing() {
         world.calls("BatchGetBuilds") >= 1,
         "the restarted operator tracks the running builds"
     );
+}
+
+/// Runs `names`, created at once, whose StartBuild reached CodeBuild with the answer held:
+/// waits until CodeBuild started a build for each, kills the operator (the answers are
+/// lost), and returns the time of the earliest start attempt recorded.
+async fn lose_the_answers(world: &mut World, names: &[String]) -> k8s_openapi::jiff::Timestamp {
+    world.state().set_faults(Faults {
+        response_latency_ms: 30_000,
+        operation: Some("StartBuild".into()),
+        ..Faults::default()
+    });
+    let manifests: Vec<String> = names.iter().map(|n| run_manifest(n, 0.2)).collect();
+    kubectl_stdin(
+        &["apply", "-n", world.ns(), "-f", "-"],
+        &manifests.join("\n"),
+    );
+    let mut uids = Vec::new();
+    for name in names {
+        uids.push(world.get(name).await.metadata.uid.expect("uid"));
+    }
+    wait_for(
+        "every StartBuild to reach CodeBuild",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || {
+            let started = world.builds_per_uid();
+            uids.iter().all(|u| started.contains_key(u)).then_some(())
+        },
+    );
+    if let Some(operator) = world.operator.as_mut() {
+        operator.kill();
+    }
+    let mut earliest = None;
+    for name in names {
+        let run = world.get(name).await;
+        let status = run.status.unwrap_or_default();
+        assert!(
+            status.build.build_id.is_none(),
+            "{name}: the answer was lost"
+        );
+        let time = status
+            .start_attempt
+            .expect("the attempt is recorded first")
+            .time
+            .0;
+        earliest = Some(earliest.map_or(time, |e: k8s_openapi::jiff::Timestamp| e.min(time)));
+    }
+    earliest.expect("at least one run")
+}
+
+/// A StartBuild answer lost late in the token window never gives a second build: 50 trials,
+/// the operator restarted at 40% to 80% of the window, its repeat delayed by latency (the
+/// request reaches CodeBuild 2.5 s late) or by throttling and the SDK's own retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_starts_at_the_edge_of_the_token_window_never_give_a_second_build() {
+    // An 8 s window (simulator and operator), calls of at most 3 s, 0.5 s of clock skew:
+    // a repeat is sent while the attempt is younger than 4.5 s; calls may be in flight
+    // until 7.5 s; after that the operator searches.
+    let config = SimConfig {
+        token_window_seconds: 8.0,
+        ..SimConfig::default()
+    };
+    let args = [
+        "--token-window",
+        "8s",
+        "--aws-operation-timeout",
+        "3s",
+        "--clock-skew",
+        "500ms",
+    ];
+    let mut world = world("window-edge", config, &args).await;
+    let mut names = Vec::new();
+    for (cycle, fraction) in [0.4, 0.5, 0.6, 0.7, 0.8].into_iter().enumerate() {
+        let batch: Vec<String> = (0..10).map(|i| format!("c{cycle}-r{i}")).collect();
+        let attempted = lose_the_answers(&mut world, &batch).await;
+        // The repeat is slowed on its way to CodeBuild.
+        world.state().set_faults(if cycle % 2 == 0 {
+            Faults {
+                latency_ms: 2_500,
+                operation: Some("StartBuild".into()),
+                ..Faults::default()
+            }
+        } else {
+            Faults {
+                throttle_fraction: 0.6,
+                operation: Some("StartBuild".into()),
+                ..Faults::default()
+            }
+        });
+        let restart = attempted
+            .checked_add(Duration::from_secs_f64(8.0 * fraction))
+            .expect("a time");
+        let now = k8s_openapi::jiff::Timestamp::now();
+        if let Ok(wait) = Duration::try_from(restart.duration_since(now)) {
+            tokio::time::sleep(wait).await;
+        }
+        world.restart_operator(&args);
+        for name in &batch {
+            wait_for_async(
+                &format!("{name} to succeed after the restart"),
+                Duration::from_secs(90),
+                Duration::from_millis(200),
+                || async { world.succeeded(name).await.then_some(()) },
+            )
+            .await;
+        }
+        world.state().set_faults(Faults::default());
+        names.extend(batch);
+    }
+    let per_uid = world.builds_per_uid();
+    let mut trials = 0;
+    for name in &names {
+        let uid = world.get(name).await.metadata.uid.expect("uid");
+        let builds = per_uid.get(&uid).cloned().unwrap_or_default();
+        assert_eq!(builds.len(), 1, "{name}: {builds:?}");
+        trials += 1;
+    }
+    assert_eq!(trials, 50);
 }

@@ -31,8 +31,8 @@ use crate::metrics::Metrics;
 
 /// How long one attempt of a call may take before it counts as a network failure.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a call may take including the SDK's own retries.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a call may take including the SDK's own retries, by default.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// The session tag naming the namespace a tenant role is assumed for.
 pub const NAMESPACE_SESSION_TAG: &str = "kubernetes-namespace";
 
@@ -45,6 +45,16 @@ pub struct AwsSettings {
     /// An endpoint URL that replaces STS's for AssumeRole (emulators, VPC endpoints). When
     /// unset, the SDK still honours `AWS_ENDPOINT_URL_STS` and `AWS_ENDPOINT_URL`.
     pub sts_endpoint_url: Option<String>,
+    /// How long a call may take, the SDK's retries included ([`OPERATION_TIMEOUT`] when
+    /// unset). The exactly-once start relies on it: a call older than this is over.
+    pub operation_timeout: Option<Duration>,
+}
+
+impl AwsSettings {
+    /// The operation timeout in force.
+    pub fn operation_timeout(&self) -> Duration {
+        self.operation_timeout.unwrap_or(OPERATION_TIMEOUT)
+    }
 }
 
 /// CodeBuild through the AWS SDK.
@@ -62,8 +72,8 @@ impl AwsBuildApi {
     pub async fn load(region: Option<String>, settings: AwsSettings) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
             TimeoutConfig::builder()
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT.min(settings.operation_timeout()))
+                .operation_timeout(settings.operation_timeout())
                 .build(),
         );
         if let Some(region) = region {

@@ -4,12 +4,17 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::plan::start::StartTiming;
 use crate::codebuild::AwsSettings;
 use crate::leader::LeaseSettings;
 use crate::metrics::PerRunLabels;
 
 /// The default of [`Settings::stall_after`].
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(180);
+/// The default of [`Settings::call_timeout`]: the AWS client's operation timeout.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default of [`Settings::clock_skew`].
+pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(15);
 
 /// What every reconcile needs to know.
 #[derive(Clone, Debug)]
@@ -21,6 +26,11 @@ pub struct Settings {
     /// How long a start may keep failing for a reason that may heal (a missing project, a
     /// denial, an account limit) before the run shows as Stalled (it keeps retrying).
     pub stall_after: Duration,
+    /// The longest one CodeBuild call may take, retries included (the AWS client's
+    /// operation timeout).
+    pub call_timeout: Duration,
+    /// How far the clocks of the replicas and of CodeBuild may disagree.
+    pub clock_skew: Duration,
 }
 
 impl Settings {
@@ -30,6 +40,24 @@ impl Settings {
             default_region: default_region.into(),
             token_window: Duration::from_secs(300),
             stall_after: DEFAULT_STALL_AFTER,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            clock_skew: DEFAULT_CLOCK_SKEW,
+        }
+    }
+
+    /// With another call timeout and clock skew margin (emulators with scaled time).
+    pub fn with_call_limits(mut self, call_timeout: Duration, clock_skew: Duration) -> Self {
+        self.call_timeout = call_timeout;
+        self.clock_skew = clock_skew;
+        self
+    }
+
+    /// What decides whether a lost StartBuild is repeated or searched for.
+    pub fn start_timing(&self) -> StartTiming {
+        StartTiming {
+            token_window: self.token_window,
+            call_timeout: self.call_timeout,
+            clock_skew: self.clock_skew,
         }
     }
 
@@ -55,6 +83,8 @@ pub struct OperatorSettings {
     pub token_window: Duration,
     /// See [`Settings::stall_after`].
     pub stall_after: Duration,
+    /// See [`Settings::clock_skew`].
+    pub clock_skew: Duration,
     /// Where the CodeBuild and STS calls go (emulators, VPC endpoints).
     pub aws: AwsSettings,
     /// The namespaces to watch; empty: all.
@@ -81,6 +111,7 @@ impl OperatorSettings {
         Settings::new(default_region)
             .with_token_window(self.token_window)
             .with_stall_after(self.stall_after)
+            .with_call_limits(self.aws.operation_timeout(), self.clock_skew)
     }
 
     /// The namespaces to watch: each one named (once, however often it is named: two
@@ -117,6 +148,7 @@ mod tests {
             region: None,
             token_window: Duration::from_secs(300),
             stall_after: DEFAULT_STALL_AFTER,
+            clock_skew: DEFAULT_CLOCK_SKEW,
             aws: AwsSettings::default(),
             namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
             poll_interval: Duration::from_secs(5),

@@ -1,11 +1,13 @@
 //! How a run without a build id proceeds (pure).
 //!
 //! Exactly once: an attempt (token, time, Region, policy and role) is in status before any
-//! StartBuild. An attempt whose answer was lost is repeated with its token only while
-//! CodeBuild still honours the token (then CodeBuild returns the build the first call
-//! started, if it did); past that window the build is searched for by its marker first.
-//! Every path that may call StartBuild decides the run against the policies again first:
-//! a recorded grant never widens what the policies allow now.
+//! StartBuild. An attempt whose answer was lost is repeated with its token only while the
+//! repeat, even if it takes the client's whole operation timeout, still reaches CodeBuild
+//! inside the token's window with a margin for clock skew (then CodeBuild returns the build
+//! the first call started, if it did). Otherwise the operator waits until no call made for
+//! the attempt can still be in flight, then searches for the build by its marker, and starts
+//! anew only when there is none. Every path that may call StartBuild decides the run against
+//! the policies again first: a recorded grant never widens what the policies allow now.
 
 use std::time::Duration;
 
@@ -38,6 +40,41 @@ pub enum StartStep {
     },
     /// A permanent error was recorded for this generation: wait for the object to change.
     WaitForChange,
+    /// An attempt whose outcome is unknown, too late to repeat with its token, while a call
+    /// made for it may still be in flight (a search now could miss its build): look again
+    /// after this long.
+    WaitForLostCall(Duration),
+}
+
+/// What decides whether a lost StartBuild may be repeated with its token, or searched for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartTiming {
+    /// How long CodeBuild honours an idempotency token (5 minutes in AWS).
+    pub token_window: Duration,
+    /// The longest a StartBuild call may take, retries included (the client's operation
+    /// timeout).
+    pub call_timeout: Duration,
+    /// How far the clocks involved (this replica's, another replica's, CodeBuild's) may
+    /// disagree.
+    pub clock_skew: Duration,
+}
+
+impl StartTiming {
+    /// Whether a repeat with the token, sent at `age` after the attempt, lands inside the
+    /// token's window even if it takes the whole call timeout.
+    pub fn may_resend(&self, age: Duration) -> bool {
+        age + self.call_timeout + self.clock_skew < self.token_window
+    }
+
+    /// How much longer a call made for an attempt `age` old may still be in flight: the
+    /// first call (sent at the attempt) lasts at most the call timeout, and a repeat was
+    /// only ever sent while it could end inside the window less the skew margin.
+    pub fn in_flight_for(&self, age: Duration) -> Duration {
+        let last_call_ends = self
+            .call_timeout
+            .max(self.token_window.saturating_sub(self.clock_skew));
+        last_call_ends.saturating_sub(age)
+    }
 }
 
 /// What a CodeBuildRunPolicy granted a start: the policy's name and the role to start with.
@@ -68,35 +105,46 @@ pub fn start_step(
     legacy_since: Option<Timestamp>,
     generation: Option<i64>,
     now: Timestamp,
-    token_window: Duration,
+    timing: &StartTiming,
 ) -> StartStep {
     let attempt_time = status
         .start_attempt
         .as_ref()
         .map(|a| a.time.0)
         .or(legacy_since);
+    // A clock step backwards makes the age negative: as young as can be.
+    let age = |t: Timestamp| Duration::try_from(now.duration_since(t)).unwrap_or_default();
+    // Calls made for an attempt the operator recorded may still be in flight for this long.
+    // (A legacy annotation is not trusted for anything, its time included: it is searched
+    // for at once, as of the run's creation.)
+    let in_flight = status
+        .start_attempt
+        .as_ref()
+        .map(|a| timing.in_flight_for(age(a.time.0)))
+        .unwrap_or_default();
     if options.stop_requested() {
-        return StartStep::Cancel {
-            search_since: attempt_time,
+        // The search for a build to stop must not run while a call may be in flight.
+        return if in_flight.is_zero() {
+            StartStep::Cancel {
+                search_since: attempt_time,
+            }
+        } else {
+            StartStep::WaitForLostCall(in_flight)
         };
     }
     if stalled_for(status, generation) {
         return StartStep::WaitForChange;
     }
-    let Some(attempt) = &status.start_attempt else {
-        return match legacy_since {
-            Some(since) => StartStep::SearchThenStart { since },
-            None => StartStep::Start,
-        };
+    let Some(since) = attempt_time else {
+        return StartStep::Start;
     };
-    // A clock step backwards makes the age negative: still inside the window.
-    let age = Duration::try_from(now.duration_since(attempt.time.0)).unwrap_or(Duration::ZERO);
-    if age < token_window {
+    // Only an attempt the operator recorded (in status) is repeated with its token.
+    if status.start_attempt.is_some() && timing.may_resend(age(since)) {
         StartStep::Resend
+    } else if in_flight.is_zero() {
+        StartStep::SearchThenStart { since }
     } else {
-        StartStep::SearchThenStart {
-            since: attempt.time.0,
-        }
+        StartStep::WaitForLostCall(in_flight)
     }
 }
 
@@ -148,10 +196,16 @@ mod tests {
         }
     }
 
-    const WINDOW: Duration = Duration::from_secs(300);
+    /// AWS: a 5-minute window, 30 s calls, 15 s of clock skew. A repeat with the token is
+    /// sent while the attempt is younger than 255 s; calls may be in flight until 285 s.
+    const TIMING: StartTiming = StartTiming {
+        token_window: Duration::from_secs(300),
+        call_timeout: Duration::from_secs(30),
+        clock_skew: Duration::from_secs(15),
+    };
 
     fn step(s: &CodeBuildRunStatus, now: i64) -> StartStep {
-        start_step(s, &RunOptions::default(), None, Some(1), at(now), WINDOW)
+        start_step(s, &RunOptions::default(), None, Some(1), at(now), &TIMING)
     }
 
     #[test]
@@ -160,19 +214,41 @@ mod tests {
     }
 
     #[test]
-    fn attempt_inside_window_resends_with_the_same_token() {
+    fn a_resend_is_sent_only_while_it_lands_inside_the_window() {
         let s = attempt_at(1000);
-        assert_eq!(step(&s, 1299), StartStep::Resend);
+        assert_eq!(step(&s, 1254), StartStep::Resend);
         // A clock that went backwards is still inside the window.
         assert_eq!(step(&s, 900), StartStep::Resend);
+        // Too late to repeat: a call made for the attempt may still be in flight until 285 s.
+        assert_eq!(
+            step(&s, 1256),
+            StartStep::WaitForLostCall(Duration::from_secs(29))
+        );
     }
 
     #[test]
     fn attempt_past_window_searches_before_starting() {
         assert_eq!(
-            step(&attempt_at(1000), 1300),
+            step(&attempt_at(1000), 1285),
             StartStep::SearchThenStart { since: at(1000) }
         );
+    }
+
+    #[test]
+    fn the_search_waits_for_the_call_timeout_when_it_is_longer_than_the_window() {
+        // An emulator with a 5 s window and the default 30 s calls: no repeat at all, and no
+        // search while the first call may still be in flight.
+        let short = StartTiming {
+            token_window: Duration::from_secs(5),
+            ..TIMING
+        };
+        let s = attempt_at(1000);
+        let step = |now| start_step(&s, &RunOptions::default(), None, Some(1), at(now), &short);
+        assert_eq!(
+            step(1003),
+            StartStep::WaitForLostCall(Duration::from_secs(27))
+        );
+        assert_eq!(step(1030), StartStep::SearchThenStart { since: at(1000) });
     }
 
     #[test]
@@ -180,7 +256,7 @@ mod tests {
         let s = CodeBuildRunStatus::default();
         let opts = RunOptions::default();
         assert_eq!(
-            start_step(&s, &opts, Some(at(5)), Some(1), at(6), WINDOW),
+            start_step(&s, &opts, Some(at(5)), Some(1), at(6), &TIMING),
             StartStep::SearchThenStart { since: at(5) }
         );
     }
@@ -191,21 +267,21 @@ mod tests {
             stop: Some(true),
             ..Default::default()
         };
+        let stop =
+            |s: &CodeBuildRunStatus, now| start_step(s, &opts, None, Some(1), at(now), &TIMING);
         assert_eq!(
-            start_step(&attempt_at(0), &opts, None, Some(1), at(1), WINDOW),
+            stop(&attempt_at(0), 300),
             StartStep::Cancel {
                 search_since: Some(at(0))
             }
         );
         assert_eq!(
-            start_step(
-                &CodeBuildRunStatus::default(),
-                &opts,
-                None,
-                Some(1),
-                at(1),
-                WINDOW
-            ),
+            stop(&attempt_at(0), 1),
+            StartStep::WaitForLostCall(Duration::from_secs(284)),
+            "the search for a build to stop waits for calls in flight too"
+        );
+        assert_eq!(
+            stop(&CodeBuildRunStatus::default(), 1),
             StartStep::Cancel { search_since: None }
         );
     }
@@ -227,7 +303,7 @@ mod tests {
         s.conditions.push(stalled("InvalidInput"));
         assert_eq!(step(&s, 1), StartStep::WaitForChange);
         assert_eq!(
-            start_step(&s, &RunOptions::default(), None, Some(2), at(1), WINDOW),
+            start_step(&s, &RunOptions::default(), None, Some(2), at(1), &TIMING),
             StartStep::Resend
         );
     }

@@ -50,11 +50,12 @@ impl<B: BuildApi> Step<'_, B> {
             self.legacy.as_ref().map(|l| l.since.0),
             self.run.metadata.generation,
             convert::now().0,
-            self.ctx.settings.token_window,
+            &self.ctx.settings.start_timing(),
         );
         self.warn_about_legacy_attempt().await;
         match step {
             StartStep::WaitForChange => Ok(Action::await_change()),
+            StartStep::WaitForLostCall(wait) => Ok(Action::requeue(wait)),
             StartStep::Cancel { search_since } => self.cancel(search_since).await,
             StartStep::Start => self.begin(None).await,
             StartStep::Resend => {
