@@ -188,3 +188,63 @@ async fn triggers_are_paced_by_reported_reconciles() {
     }
     assert_eq!(rest.len(), 3, "{rest:?}");
 }
+
+/// One id CodeBuild refuses fails a whole BatchGetBuilds call: the tracker splits the call
+/// until only that id is left, sets it aside, and polls every other build the same round.
+#[tokio::test]
+async fn a_refused_id_is_isolated_and_every_other_build_is_polled() {
+    let (fake, tracker, mut writer) = tracker();
+    let mut triggers = tracker.triggers(None);
+    for i in 0..99 {
+        watched(&mut writer, submitted(i, &format!("p:{i}"), "us-east-1"));
+    }
+    watched(&mut writer, submitted(99, "p:poison", "us-east-1"));
+    fake.rejected.lock().unwrap().push("p:poison".into());
+    let stats = tracker.round().await;
+    assert_eq!(
+        stats.changed, 100,
+        "99 builds in BUILD, one set aside: {stats:?}"
+    );
+    for i in 0..99 {
+        assert!(
+            matches!(
+                tracker.observation(&format!("p:{i}")),
+                Some(Observation::Build(_))
+            ),
+            "p:{i}"
+        );
+    }
+    assert!(matches!(
+        tracker.observation("p:poison"),
+        Some(Observation::Invalid(why)) if why.contains("Invalid build ID")
+    ));
+    let calls = fake.batch_calls.lock().unwrap().len();
+    assert!(
+        calls <= 1 + 2 * 7,
+        "{calls} calls to isolate one id among 100"
+    );
+    let mut woken = 0;
+    while next_soon(&mut triggers).await.is_some() {
+        woken += 1;
+    }
+    assert_eq!(woken, 100);
+    // The next round polls the 99 without it, in one call.
+    fake.batch_calls.lock().unwrap().clear();
+    let stats = tracker.round().await;
+    assert_eq!((stats.builds, stats.calls, stats.failed_calls), (99, 1, 0));
+}
+
+/// An id not of the service's form is never sent.
+#[tokio::test]
+async fn a_malformed_id_is_set_aside_without_a_call() {
+    let (fake, tracker, mut writer) = tracker();
+    watched(&mut writer, submitted(1, "not a build id", "us-east-1"));
+    let stats = tracker.round().await;
+    assert_eq!((stats.calls, stats.changed), (0, 1));
+    assert!(fake.batch_calls.lock().unwrap().is_empty());
+    assert!(matches!(
+        tracker.observation("not a build id"),
+        Some(Observation::Invalid(_))
+    ));
+    assert_eq!(tracker.round().await.changed, 0, "set aside once");
+}

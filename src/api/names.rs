@@ -60,6 +60,8 @@ pub mod reason {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// CodeBuild does not know the recorded build.
     pub const BUILD_NOT_FOUND: &str = "BuildNotFound";
+    /// The recorded build id is not one CodeBuild can look up.
+    pub const INVALID_BUILD_ID: &str = "InvalidBuildId";
     /// The build of a lost StartBuild answer could not be searched to the end.
     pub const BUILD_SEARCH_INCOMPLETE: &str = "BuildSearchIncomplete";
     /// The object changed between the operator's read and its write, more than once.

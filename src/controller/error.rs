@@ -26,6 +26,17 @@ pub enum Error {
         "CodeBuild does not know build {0} (BatchGetBuilds listed it in buildsNotFound); it is no longer tracked"
     )]
     BuildNotFound(String),
+    /// The build id recorded in status is not one CodeBuild can look up (a status edit, a
+    /// build of another Region): it is set aside so it cannot hold up other builds.
+    #[error(
+        "status.buildId {id:?} cannot be looked up in CodeBuild: {why}; it is no longer tracked"
+    )]
+    InvalidBuildId {
+        /// The id.
+        id: String,
+        /// Why.
+        why: String,
+    },
     /// The object lacks something the apiserver always sets.
     #[error("object has no {0}")]
     MissingField(&'static str),
@@ -44,6 +55,7 @@ impl Error {
             Error::Convert(_) => reason::INVALID_SPEC,
             Error::PolicyDenied(_) => reason::POLICY_DENIED,
             Error::BuildNotFound(_) => reason::BUILD_NOT_FOUND,
+            Error::InvalidBuildId { .. } => reason::INVALID_BUILD_ID,
             Error::MissingField(_) => reason::INVALID_OBJECT,
             Error::SearchIncomplete(_) => reason::BUILD_SEARCH_INCOMPLETE,
         }
@@ -58,6 +70,7 @@ impl Error {
             Error::Convert(_)
             | Error::PolicyDenied(_)
             | Error::BuildNotFound(_)
+            | Error::InvalidBuildId { .. }
             | Error::MissingField(_) => true,
             Error::Kube(_) | Error::SearchIncomplete(_) => false,
         }

@@ -13,6 +13,9 @@ pub enum Observation {
     Build(Arc<BuildInfo>),
     /// CodeBuild listed the id in `buildsNotFound`.
     NotFound,
+    /// The id is not one CodeBuild can look up (not of the service's form, or refused as
+    /// invalid input): it is set aside so it cannot fail the calls of other builds.
+    Invalid(String),
 }
 
 impl Observation {
@@ -20,7 +23,7 @@ impl Observation {
     pub fn is_live(&self) -> bool {
         match self {
             Observation::Build(info) => !info.is_final(),
-            Observation::NotFound => false,
+            Observation::NotFound | Observation::Invalid(_) => false,
         }
     }
 }

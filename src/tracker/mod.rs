@@ -25,13 +25,15 @@ use tokio::time::MissedTickBehavior;
 use tracing::{debug, warn};
 
 use crate::api::CodeBuildRun;
-use crate::codebuild::{ApiError, BATCH_GET_BUILDS_MAX_IDS, BuildApi, BuildBatch, Target};
+use crate::codebuild::{
+    ApiError, BATCH_GET_BUILDS_MAX_IDS, BuildApi, BuildBatch, ErrorKind, Target,
+};
 use crate::convert::build_info;
 use crate::metrics::Metrics;
 
 pub use cache::{BuildCache, Observation};
 pub use pacer::{Pace, Pacer, paced};
-pub use polling::{Tracked, tracked};
+pub use polling::{Tracked, tracked, well_formed_build_id};
 
 /// How many BatchGetBuilds calls of one round may be in flight at once.
 const ROUND_CONCURRENCY: usize = 4;
@@ -160,6 +162,24 @@ impl<B: BuildApi> Tracker<B> {
             calls: calls.len(),
             ..RoundStats::default()
         };
+        stats.changed += self.set_aside_malformed(&tracked);
+        let refused = self.call(calls, &tracked, &mut stats).await;
+        self.isolate(refused, &tracked, &mut stats).await;
+        let live = self.cache.lock().values().filter(|o| o.is_live()).count();
+        self.in_flight.store(live, Ordering::Relaxed);
+        self.metrics
+            .tracker_round(started.elapsed(), stats.builds, live);
+        stats
+    }
+
+    /// Makes the BatchGetBuilds `calls` (a few at once) and applies their answers. Returns
+    /// the calls CodeBuild refused as invalid input (one bad id fails a whole call).
+    async fn call(
+        &self,
+        calls: Vec<(Target, Vec<String>)>,
+        tracked: &HashMap<String, Tracked>,
+        stats: &mut RoundStats,
+    ) -> Vec<(Target, Vec<String>)> {
         let codebuild = self.codebuild.clone();
         let mut results = stream::iter(calls)
             .map(|(target, ids)| {
@@ -170,20 +190,77 @@ impl<B: BuildApi> Tracker<B> {
                 }
             })
             .buffer_unordered(ROUND_CONCURRENCY);
+        let mut refused = Vec::new();
         while let Some((target, ids, result)) = results.next().await {
             match result {
-                Ok(batch) => stats.changed += self.apply(&tracked, batch),
+                Ok(batch) => stats.changed += self.apply(tracked, batch),
+                Err(error) if error.kind == ErrorKind::InvalidInput => {
+                    stats.failed_calls += 1;
+                    if ids.len() == 1 {
+                        stats.changed += self.mark_invalid(tracked, &ids[0], &error.to_string());
+                    } else {
+                        refused.push((target, ids));
+                    }
+                }
                 Err(error) => {
                     stats.failed_calls += 1;
                     log_failed_call(&target, ids.len(), &error);
                 }
             }
         }
-        let live = self.cache.lock().values().filter(|o| o.is_live()).count();
-        self.in_flight.store(live, Ordering::Relaxed);
-        self.metrics
-            .tracker_round(started.elapsed(), stats.builds, live);
-        stats
+        refused
+    }
+
+    /// Splits each refused call in halves, and those again while refused, until only the
+    /// offending ids are left, set aside (a handful of extra calls per bad id); every other
+    /// build is polled this round.
+    async fn isolate(
+        &self,
+        mut refused: Vec<(Target, Vec<String>)>,
+        tracked: &HashMap<String, Tracked>,
+        stats: &mut RoundStats,
+    ) {
+        while !refused.is_empty() {
+            let halves: Vec<(Target, Vec<String>)> = refused
+                .drain(..)
+                .flat_map(|(target, ids)| {
+                    let (a, b) = ids.split_at(ids.len() / 2);
+                    [(target.clone(), a.to_vec()), (target, b.to_vec())]
+                })
+                .collect();
+            stats.calls += halves.len();
+            refused = Box::pin(self.call(halves, tracked, stats)).await;
+        }
+    }
+
+    /// Sets aside every tracked id that is not of the service's form (never sent).
+    fn set_aside_malformed(&self, tracked: &HashMap<String, Tracked>) -> usize {
+        tracked
+            .keys()
+            .filter(|id| !well_formed_build_id(id))
+            .map(|id| {
+                let why = format!("{id:?} is not a CodeBuild build id (<project>:<uuid>)");
+                self.mark_invalid(tracked, id, &why)
+            })
+            .sum()
+    }
+
+    /// Records that `id` cannot be looked up; triggers its run the first time.
+    fn mark_invalid(&self, tracked: &HashMap<String, Tracked>, id: &str, why: &str) -> usize {
+        let Some(t) = tracked.get(id) else {
+            return 0;
+        };
+        let observation = Observation::Invalid(why.to_owned());
+        {
+            let mut cache = self.cache.lock();
+            if cache.get(id) == Some(&observation) {
+                return 0;
+            }
+            cache.insert(id.to_owned(), observation);
+        }
+        warn!(build = %id, %why, "build id set aside: CodeBuild cannot look it up");
+        self.trigger(std::slice::from_ref(&t.owner));
+        1
     }
 
     /// Every build the watched runs need followed, by id (and the runs counted by state).
@@ -205,7 +282,7 @@ impl<B: BuildApi> Tracker<B> {
         {
             let mut cache = self.cache.lock();
             cache.retain(|id, _| tracked.contains_key(id));
-            for (id, t) in tracked {
+            for (id, t) in tracked.iter().filter(|(id, _)| well_formed_build_id(id)) {
                 let observed = cache
                     .entry(id.clone())
                     .or_insert_with(|| Observation::Build(Arc::new(t.recorded.clone())));

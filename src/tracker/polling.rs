@@ -21,6 +21,23 @@ pub struct Tracked {
     pub recorded: BuildInfo,
 }
 
+/// Whether `id` has the form of a CodeBuild build id, `<project>:<uuid>` (a project name of
+/// up to 255 letters, digits, `-` and `_`; then letters, digits and `-`). Ids of any other form
+/// are never sent: BatchGetBuilds would refuse the whole call as InvalidInputException.
+pub fn well_formed_build_id(id: &str) -> bool {
+    let Some((project, uuid)) = id.split_once(':') else {
+        return false;
+    };
+    let project_ok = (1..=255).contains(&project.len())
+        && project.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && project
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let uuid_ok = (1..=64).contains(&uuid.len())
+        && uuid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    project_ok && uuid_ok
+}
+
 /// The build `run` needs followed, if any.
 pub fn tracked(run: &CodeBuildRun, default_region: &str) -> Option<Tracked> {
     let status = run.status.as_ref()?;
@@ -72,6 +89,16 @@ mod tests {
     fn without_an_attempt_the_runs_region_and_the_operators_identity() {
         let t = tracked(&run(json!({"buildId": "p:1"})), "us-east-1").unwrap();
         assert_eq!(t.target, Target::region("eu-west-1"));
+    }
+
+    #[test]
+    fn build_ids_of_the_service_form_only() {
+        for ok in ["my-app:7d3c2b1a-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "p_1:abc"] {
+            assert!(well_formed_build_id(ok), "{ok}");
+        }
+        for bad in ["", "nocolon", ":x", "p:", "p:a b", "-p:x", "p:x:y", "p/1:x"] {
+            assert!(!well_formed_build_id(bad), "{bad}");
+        }
     }
 
     #[test]

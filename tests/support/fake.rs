@@ -8,7 +8,9 @@ use aws_sdk_codebuild::operation::start_build::StartBuildInput;
 use aws_sdk_codebuild::types::{Build, EnvironmentVariable, ProjectEnvironment, StatusType};
 use aws_smithy_types::DateTime;
 use codebuild_operator::api::{CodeBuildRun, MARKER_ENV_VAR};
-use codebuild_operator::codebuild::{ApiError, BuildApi, BuildBatch, BuildIdPage, Target};
+use codebuild_operator::codebuild::{
+    ApiError, BuildApi, BuildBatch, BuildIdPage, ErrorKind, Target,
+};
 use serde_json::{Value, json};
 
 /// CodeBuild in memory: what it was asked (`log`), the builds it knows, and the failures
@@ -29,6 +31,8 @@ pub struct FakeCodeBuild {
     pub answer_any: Mutex<Option<StatusType>>,
     /// Ids BatchGetBuilds lists in `buildsNotFound` whatever else is set.
     pub missing: Mutex<Vec<String>>,
+    /// Ids that make BatchGetBuilds refuse the whole call (InvalidInputException).
+    pub rejected: Mutex<Vec<String>>,
     /// ListBuildsForProject always says there is another page (a search that never ends).
     pub endless_pages: Mutex<bool>,
     /// (Region, number of ids) of every BatchGetBuilds call.
@@ -123,6 +127,16 @@ impl BuildApi for FakeCodeBuild {
             .lock()
             .unwrap()
             .push((target.region.clone(), ids.len()));
+        if ids
+            .iter()
+            .any(|id| self.rejected.lock().unwrap().contains(id))
+        {
+            return Err(ApiError::new(
+                ErrorKind::InvalidInput,
+                Some("InvalidInputException"),
+                "Invalid build ID provided",
+            ));
+        }
         let known = self.builds.lock().unwrap().clone();
         let missing = self.missing.lock().unwrap().clone();
         let any = self.answer_any.lock().unwrap().clone();

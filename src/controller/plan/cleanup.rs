@@ -36,7 +36,7 @@ pub fn cleanup_step(
     if let Some(id) = &status.build.build_id {
         let running = match observation {
             Some(Observation::Build(info)) => !info.is_finished(),
-            Some(Observation::NotFound) => false,
+            Some(Observation::NotFound | Observation::Invalid(_)) => false,
             None => !status.build.is_finished(),
         };
         return if running {

@@ -26,6 +26,13 @@ pub enum FollowStep {
         /// The build CodeBuild does not know.
         id: String,
     },
+    /// The recorded build id is not one CodeBuild can look up (see `Error::InvalidBuildId`).
+    Invalid {
+        /// The id.
+        id: String,
+        /// Why CodeBuild cannot look it up.
+        why: String,
+    },
     /// Write `status` when it differs from the current one (a no-op otherwise).
     Mirror(Mirror),
 }
@@ -70,6 +77,12 @@ pub fn follow_step(
     let info = match observation {
         None => return FollowStep::Mirror(unchanged(status, options, now)),
         Some(Observation::NotFound) => return FollowStep::NotFound { id },
+        Some(Observation::Invalid(why)) => {
+            return FollowStep::Invalid {
+                id,
+                why: why.clone(),
+            };
+        }
         Some(Observation::Build(info)) => info,
     };
     if let Some(next_id) = info.next_auto_retry() {

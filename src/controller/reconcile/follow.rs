@@ -28,6 +28,7 @@ impl<B: BuildApi> Step<'_, B> {
         let now = convert::now().0;
         match plan::follow_step(&self.current, &self.options, observation.as_ref(), now) {
             FollowStep::NotFound { id } => Err(Error::BuildNotFound(id)),
+            FollowStep::Invalid { id, why } => Err(Error::InvalidBuildId { id, why }),
             FollowStep::Mirror(mirror) => self.mirror(mirror).await,
             FollowStep::Stop { id } => {
                 self.doing = Doing::STOPPING;
