@@ -721,3 +721,379 @@ async fn the_start_attempt_annotation_is_refused_on_create_and_update() {
     );
     kubectl_ok(&["label", "-n", ns.name(), "cbr/plain", "edited=yes"]);
 }
+
+// ---- every value rule --------------------------------------------------------------------
+
+/// A policy for namespaces labelled with `id` that allows every member (but the buildspec)
+/// and sets every value rule.
+fn every_rule_spec(id: &str, projects: Value) -> Value {
+    json!({
+        "namespaceSelector": {"matchLabels": {RUN_LABEL: id}},
+        "projects": projects,
+        "overrides": {
+            "allowed": ["*"],
+            "denied": ["buildspecOverride"],
+            "serviceRoles": ["arn:aws:iam::111111111111:role/team-a-*"],
+            "images": ["aws/codebuild/standard:*"],
+            "sourceLocations": ["https://github.com/team-a/*"],
+            "sourceAuthResources": [
+                "OAUTH", "arn:aws:codeconnections:us-east-1:111111111111:connection/team-a-*",
+            ],
+            "environmentVariableNames": ["STAGE", "APP_*"],
+            "parameterNames": ["/team-a/*"],
+            "secrets": ["team-a/*"],
+            "artifactLocations": ["team-a-artifacts/*", "shared/team-a/*"],
+            "cacheLocations": ["build-cache/team-a/*"],
+            "logGroups": ["/codebuild/team-a/*"],
+            "logLocations": ["build-logs/team-a/*"],
+            "registryCredentials": ["arn:aws:secretsmanager:us-east-1:111111111111:secret:team-a/*"],
+            "certificates": ["team-a-certs/*"],
+            "encryptionKeys": ["arn:aws:kms:us-east-1:111111111111:alias/team-a-*"],
+            "fleets": ["arn:aws:codebuild:us-east-1:111111111111:fleet/team-a-*"],
+            "computeTypes": ["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM"],
+            "environmentTypes": ["LINUX_CONTAINER", "ARM_CONTAINER"],
+            "maxTimeoutInMinutes": 60,
+            "maxQueuedTimeoutInMinutes": 60,
+            "maxAutoRetryLimit": 1,
+            "privilegedMode": false,
+            "debugSessions": false,
+        },
+    })
+}
+
+/// Every member set, each with a value [`every_rule_spec`] allows.
+fn every_member_allowed() -> Value {
+    json!({
+        "projectName": "app",
+        "sourceVersion": "main",
+        "serviceRoleOverride": "arn:aws:iam::111111111111:role/team-a-ci",
+        "imageOverride": "aws/codebuild/standard:7.0",
+        "sourceLocationOverride": "https://github.com/team-a/web",
+        "sourceAuthOverride": {"type": "CODECONNECTIONS",
+            "resource": "arn:aws:codeconnections:us-east-1:111111111111:connection/team-a-gh"},
+        "secondarySourcesOverride": [
+            {"type": "GITHUB", "sourceIdentifier": "lib", "location": "https://github.com/team-a/lib",
+             "auth": {"type": "OAUTH"}},
+            {"type": "NO_SOURCE"},
+        ],
+        "environmentVariablesOverride": [
+            {"name": "STAGE", "value": "test"},
+            {"name": "APP_DB", "value": "/team-a/db", "type": "PARAMETER_STORE"},
+            {"name": "APP_TOKEN", "value": "team-a/token:key::", "type": "SECRETS_MANAGER"},
+            {"name": "APP_PLAIN", "value": "/team-b/not-a-reference", "type": "PLAINTEXT"},
+        ],
+        "artifactsOverride": {"type": "S3", "location": "shared", "path": "team-a/web"},
+        "secondaryArtifactsOverride": [
+            {"type": "S3", "location": "team-a-artifacts", "artifactIdentifier": "x"},
+            {"type": "NO_ARTIFACTS", "artifactIdentifier": "y"},
+        ],
+        "cacheOverride": {"type": "S3", "location": "build-cache/team-a"},
+        "logsConfigOverride": {
+            "cloudWatchLogs": {"status": "ENABLED", "groupName": "/codebuild/team-a/web"},
+            "s3Logs": {"status": "ENABLED", "location": "build-logs/team-a/"},
+        },
+        "registryCredentialOverride": {"credentialProvider": "SECRETS_MANAGER",
+            "credential": "arn:aws:secretsmanager:us-east-1:111111111111:secret:team-a/hub"},
+        "certificateOverride": "team-a-certs/ca.pem",
+        "encryptionKeyOverride": "arn:aws:kms:us-east-1:111111111111:alias/team-a-build",
+        "fleetOverride": {"fleetArn": "arn:aws:codebuild:us-east-1:111111111111:fleet/team-a-big"},
+        "computeTypeOverride": "BUILD_GENERAL1_MEDIUM",
+        "environmentTypeOverride": "ARM_CONTAINER",
+        "timeoutInMinutesOverride": 60,
+        "queuedTimeoutInMinutesOverride": 30,
+        "autoRetryLimitOverride": 1,
+        "privilegedModeOverride": false,
+        "debugSessionEnabled": false,
+    })
+}
+
+/// `{"projectName": "app"}` with `overrides` added.
+fn app_with(overrides: Value) -> Value {
+    let mut spec = json!({"projectName": "app"});
+    spec.as_object_mut()
+        .unwrap()
+        .extend(overrides.as_object().unwrap().clone());
+    spec
+}
+
+/// Per rule, a run it refuses and a part of the refusal (the whole gap is computed by the
+/// library and compared with kubectl's).
+fn every_rule_refusals(policy: &str) -> Vec<(&'static str, Value, String)> {
+    let gap =
+        |what: &str, value: &str| format!("policy \"{policy}\" does not allow {what} \"{value}\"");
+    let cap = |member: &str, value: &str| {
+        format!("policy \"{policy}\" does not allow {member} {value} (at most")
+    };
+    let s3 = |location: &str, path: &str| json!({"type": "S3", "location": location, "path": path});
+    let var = |name: &str, value: &str, t: &str| json!([{"name": name, "value": value, "type": t}]);
+    vec![
+        (
+            "role",
+            json!({"serviceRoleOverride": "arn:aws:iam::111111111111:role/admin"}),
+            gap(
+                "serviceRoleOverride",
+                "arn:aws:iam::111111111111:role/admin",
+            ),
+        ),
+        (
+            "image",
+            json!({"imageOverride": "evil/miner"}),
+            gap("imageOverride", "evil/miner"),
+        ),
+        (
+            "source",
+            json!({"sourceLocationOverride": "https://github.com/team-b/x"}),
+            gap("sourceLocationOverride", "https://github.com/team-b/x"),
+        ),
+        (
+            "source-auth",
+            json!({"sourceAuthOverride": {"type": "SECRETS_MANAGER", "resource": "team-b/gh"}}),
+            gap("sourceAuthOverride", "team-b/gh"),
+        ),
+        (
+            "secondary-auth",
+            json!({"secondarySourcesOverride": [
+            {"type": "GITHUB", "location": "https://github.com/team-a/ok", "auth": {"type": "OAUTH"}},
+            {"type": "GITHUB", "location": "https://github.com/team-a/ok",
+             "auth": {"type": "CODECONNECTIONS", "resource": "arn:aws:codeconnections:us-east-1:111111111111:connection/team-b"}}]}),
+            gap(
+                "secondarySourcesOverride auth",
+                "arn:aws:codeconnections:us-east-1:111111111111:connection/team-b",
+            ),
+        ),
+        (
+            "variable-name",
+            json!({"environmentVariablesOverride": [{"name": "STAGE", "value": "x"}, {"name": "BASH_ENV", "value": "$(id)"}]}),
+            gap("environmentVariablesOverride name", "BASH_ENV"),
+        ),
+        (
+            "parameter",
+            json!({"environmentVariablesOverride": var("APP_DB", "/team-b/db", "PARAMETER_STORE")}),
+            gap("environmentVariablesOverride parameter", "/team-b/db"),
+        ),
+        (
+            "secret",
+            json!({"environmentVariablesOverride": var("APP_DB", "team-b/db:password::", "SECRETS_MANAGER")}),
+            gap(
+                "environmentVariablesOverride secret",
+                "team-b/db:password::",
+            ),
+        ),
+        (
+            "artifacts",
+            json!({"artifactsOverride": s3("team-b-artifacts", "x")}),
+            gap("artifactsOverride location", "team-b-artifacts/x/"),
+        ),
+        (
+            "artifacts-no-bucket",
+            json!({"artifactsOverride": {"type": "S3", "path": "team-a"}}),
+            gap("artifactsOverride location", "/team-a/"),
+        ),
+        (
+            "artifacts-dot-segment",
+            json!({"artifactsOverride": s3("shared", "team-a/../team-b")}),
+            format!(
+                "{} (a location may not hold",
+                gap("artifactsOverride location", "shared/team-a/../team-b/")
+            ),
+        ),
+        (
+            "secondary-artifacts",
+            json!({"secondaryArtifactsOverride": [s3("team-a-artifacts", "ok"), s3("team-b-artifacts", "")]}),
+            gap("secondaryArtifactsOverride location", "team-b-artifacts/"),
+        ),
+        (
+            "cache",
+            json!({"cacheOverride": {"type": "S3", "location": "build-cache/team-b"}}),
+            gap("cacheOverride location", "build-cache/team-b/"),
+        ),
+        (
+            "log-group",
+            json!({"logsConfigOverride": {"cloudWatchLogs": {"status": "ENABLED", "groupName": "/codebuild/team-b"}}}),
+            gap("logsConfigOverride log group", "/codebuild/team-b"),
+        ),
+        (
+            "log-bucket",
+            json!({"logsConfigOverride": {"s3Logs": {"status": "ENABLED", "location": "team-b-logs"}}}),
+            gap("logsConfigOverride S3 location", "team-b-logs/"),
+        ),
+        (
+            "registry",
+            json!({"registryCredentialOverride": {"credential": "team-b/hub", "credentialProvider": "SECRETS_MANAGER"}}),
+            gap("registryCredentialOverride", "team-b/hub"),
+        ),
+        (
+            "certificate",
+            json!({"certificateOverride": "team-b-certs/ca.pem"}),
+            gap("certificateOverride", "team-b-certs/ca.pem"),
+        ),
+        (
+            "certificate-dot-segment",
+            json!({"certificateOverride": "team-a-certs/../team-b-certs/ca.pem"}),
+            "(a location may not hold a \"..\" segment)".to_owned(),
+        ),
+        (
+            "key",
+            json!({"encryptionKeyOverride": "alias/team-b"}),
+            gap("encryptionKeyOverride", "alias/team-b"),
+        ),
+        (
+            "fleet",
+            json!({"fleetOverride": {"fleetArn": "arn:aws:codebuild:us-east-1:111111111111:fleet/team-b"}}),
+            gap(
+                "fleetOverride",
+                "arn:aws:codebuild:us-east-1:111111111111:fleet/team-b",
+            ),
+        ),
+        (
+            "compute",
+            json!({"computeTypeOverride": "BUILD_GENERAL1_2XLARGE"}),
+            gap("computeTypeOverride", "BUILD_GENERAL1_2XLARGE"),
+        ),
+        (
+            "environment-type",
+            json!({"environmentTypeOverride": "LINUX_GPU_CONTAINER"}),
+            gap("environmentTypeOverride", "LINUX_GPU_CONTAINER"),
+        ),
+        (
+            "timeout",
+            json!({"timeoutInMinutesOverride": 600}),
+            cap("timeoutInMinutesOverride", "600"),
+        ),
+        (
+            "queued-timeout",
+            json!({"queuedTimeoutInMinutesOverride": 480}),
+            cap("queuedTimeoutInMinutesOverride", "480"),
+        ),
+        (
+            "retries",
+            json!({"autoRetryLimitOverride": 10}),
+            cap("autoRetryLimitOverride", "10"),
+        ),
+        (
+            "privileged",
+            json!({"privilegedModeOverride": true}),
+            format!(
+                "policy \"{policy}\" does not allow privilegedModeOverride true (privilegedMode is false)"
+            ),
+        ),
+        (
+            "debug",
+            json!({"debugSessionEnabled": true}),
+            format!(
+                "policy \"{policy}\" does not allow debugSessionEnabled true (debugSessions is false)"
+            ),
+        ),
+        (
+            "buildspec-denied",
+            json!({"buildspecOverride": "version: 0.2"}),
+            format!("policy \"{policy}\" does not allow buildspecOverride"),
+        ),
+    ]
+}
+
+/// Every value rule, at `kubectl apply` and in the library, on the same runs: what it allows
+/// is accepted, what it refuses is refused with the library's message, nulls included.
+#[tokio::test]
+async fn every_value_rule_is_decided_alike_at_kubectl_apply() {
+    install_policy_crd();
+    let client = support::client().await;
+    let id = random_suffix(6);
+    let ns = namespace("adm-rules", &id, &[]);
+    let mut guard = ClusterScoped { objects: vec![] };
+    let api: Api<CodeBuildRunPolicy> = Api::all(client.clone());
+    let name = format!("adm-rules-{id}");
+    guard.add("codebuildrunpolicy", &name);
+    api.create(
+        &PostParams::default(),
+        &policy(&name, every_rule_spec(&id, json!(["app"]))),
+    )
+    .await
+    .expect("creating the policy");
+    let policies = read_back(&api, std::slice::from_ref(&name)).await;
+    let vap_name = format!("cbr-admission-{id}");
+    guard.add("validatingadmissionpolicy", &vap_name);
+    render_and_apply(&client, &vap_name, &policies).await;
+    bind(&mut guard, &vap_name, &id);
+    let refused = app_with(json!({"privilegedModeOverride": true}));
+    wait_for_outcome(
+        &ns,
+        &refused,
+        Err(denied(&decide(&ns, &refused, &policies)).to_owned()),
+    );
+
+    let decision = assert_same_decision(&ns, "every-member", &every_member_allowed(), &policies);
+    assert!(matches!(decision, Decision::Allowed { .. }), "{decision:?}");
+    // Nulls inside members (kubectl create sends them): unset for both.
+    let nulls = app_with(json!({
+        "artifactsOverride": {"type": "S3", "location": "team-a-artifacts", "path": null},
+        "cacheOverride": {"type": "LOCAL", "location": null, "modes": ["LOCAL_SOURCE_CACHE"]},
+        "logsConfigOverride": {"cloudWatchLogs": {"status": "ENABLED", "groupName": null}, "s3Logs": null},
+        "fleetOverride": {"fleetArn": null},
+        "sourceAuthOverride": {"type": "OAUTH", "resource": null},
+        "environmentVariablesOverride": [{"name": "STAGE", "value": "x"}],
+        "secondarySourcesOverride": [{"type": "GITHUB", "location": null, "auth": null}],
+    }));
+    let decision = assert_same_decision_via(Verb::Create, &ns, "nulls", &nulls, &policies);
+    assert!(matches!(decision, Decision::Allowed { .. }), "{decision:?}");
+    // An S3 artifact whose location is null names the empty bucket, for both.
+    let null_bucket =
+        app_with(json!({"artifactsOverride": {"type": "S3", "location": null, "path": "p"}}));
+    let decision =
+        assert_same_decision_via(Verb::Create, &ns, "null-bucket", &null_bucket, &policies);
+    assert!(
+        denied(&decision).contains("artifactsOverride location \"/p/\""),
+        "{decision:?}"
+    );
+
+    for (case, overrides, part) in every_rule_refusals(&name) {
+        let decision = assert_same_decision(&ns, case, &app_with(overrides), &policies);
+        assert!(
+            denied(&decision).contains(part.as_str()),
+            "{case}: {decision:?}"
+        );
+    }
+    // Several members refused: one gap each, in member order, as the library says.
+    let several = app_with(json!({
+        "timeoutInMinutesOverride": 600,
+        "environmentVariablesOverride": [{"name": "BASH_ENV", "value": "x", "type": "SECRETS_MANAGER"}],
+        "cacheOverride": {"type": "S3", "location": "elsewhere"},
+    }));
+    let decision = assert_same_decision(&ns, "several", &several, &policies);
+    let message = denied(&decision);
+    let cache = message.find("cacheOverride").unwrap();
+    let variables = message
+        .find("environmentVariablesOverride name \"BASH_ENV\"")
+        .unwrap();
+    let timeout = message.find("timeoutInMinutesOverride 600").unwrap();
+    assert!(cache < variables && variables < timeout, "{message}");
+
+    // Variable types: PLAINTEXT only refuses the references, whatever their names.
+    let plain = format!("adm-rules-{id}-plain");
+    let ns_plain = namespace("adm-plain", &id, &["plain=yes"]);
+    guard.add("codebuildrunpolicy", &plain);
+    api.create(&PostParams::default(), &policy(&plain, json!({
+        "namespaceSelector": {"matchLabels": {RUN_LABEL: id, "plain": "yes"}},
+        "projects": ["plain"],
+        "overrides": {"allowed": ["environmentVariablesOverride"], "environmentVariableTypes": ["PLAINTEXT"]},
+    })))
+    .await
+    .expect("creating the PLAINTEXT policy");
+    let policies = read_back(&api, &[name.clone(), plain.clone()]).await;
+    render_and_apply(&client, &vap_name, &policies).await;
+    let secret = json!({"projectName": "plain", "environmentVariablesOverride": [
+        {"name": "A", "value": "1"}, {"name": "B", "value": "team-b/x:y::", "type": "SECRETS_MANAGER"}]});
+    let expected = denied(&decide(&ns_plain, &secret, &policies)).to_owned();
+    assert!(
+        expected.ends_with(&format!(
+            "policy \"{plain}\" does not allow environmentVariablesOverride type \"SECRETS_MANAGER\" (allowed: PLAINTEXT)"
+        )),
+        "{expected}"
+    );
+    wait_for_outcome(&ns_plain, &secret, Err(expected));
+    let ok = json!({"projectName": "plain", "environmentVariablesOverride": [
+        {"name": "ANY_NAME", "value": "1"}, {"name": "B", "value": "2", "type": "PLAINTEXT"}]});
+    let decision = assert_same_decision(&ns_plain, "plaintext", &ok, &policies);
+    assert!(matches!(decision, Decision::Allowed { .. }), "{decision:?}");
+    drop(guard);
+}
