@@ -20,8 +20,9 @@
 //!   `rules::Constraint::subjects_cel` of each rule some policy sets), rendered once for
 //!   all policies and only evaluated when a check reads them;
 //! - per policy `p<i>` (policies sorted by name): `p<i>_selects` (its namespace selector),
-//!   `p<i>_covers` (selects, and names the project in the Region), `p<i>_gaps` (what it
-//!   refuses of the overrides, in member order);
+//!   `p<i>_covers` (selects, and names the project in the Region),
+//!   `p<i>_refused_<member>_<rule>` (the values of a member one of its rules refuses),
+//!   `p<i>_gaps` (what it refuses of the overrides, in member order);
 //! - `variables.allowed`: some policy covers the run with no gap; otherwise the message is
 //!   the first that applies of: no policy for the namespace, none for the project and
 //!   Region, the gaps of every covering policy.
@@ -269,7 +270,8 @@ fn refusal_message(no_policies: bool) -> String {
     )
 }
 
-/// The variables of the policy at index `i`: selects, covers, gaps.
+/// The variables of the policy at index `i`: selects, covers, the subjects each of its
+/// value rules refuses, gaps.
 fn policy_variables(i: usize, policy: &CodeBuildRunPolicy) -> Vec<Variable> {
     let spec = &policy.spec;
     let mut covers = format!(
@@ -284,14 +286,15 @@ fn policy_variables(i: usize, policy: &CodeBuildRunPolicy) -> Vec<Variable> {
         variable(&format!("p{i}_selects"), selector(&spec.namespace_selector)),
         variable(&format!("p{i}_covers"), covers),
     ];
-    out.push(gaps_variable(i, policy));
+    out.extend(gaps_variables(i, policy));
     out
 }
 
 /// What the policy at index `i` says of each member, in member order (as
 /// `evaluate::override_gaps`): a member it does not allow is a gap; a member it allows
-/// whose values it constrains is a gap when one of its rules refuses.
-fn gaps_variable(i: usize, policy: &CodeBuildRunPolicy) -> Variable {
+/// whose values it constrains is a gap when one of its rules refuses. The refused subjects
+/// come first, in their own variables.
+fn gaps_variables(i: usize, policy: &CodeBuildRunPolicy) -> Vec<Variable> {
     let name = policy_name(policy);
     let rules = policy.spec.overrides.as_ref();
     let members = override_members();
@@ -312,7 +315,7 @@ fn gaps_variable(i: usize, policy: &CodeBuildRunPolicy) -> Variable {
         &evaluate::member_not_allowed(name, MEMBER_HOLE),
         &[(MEMBER_HOLE, "m".to_owned())],
     );
-    let value_checks = value_checks(policy, &allowed);
+    let (mut out, value_checks) = value_checks(i, policy, &allowed);
     // `m` is in `variables.used`, so set and not null; the value checks only run for the
     // member they are about.
     let mut per_member = "\"\"".to_owned();
@@ -330,23 +333,40 @@ fn gaps_variable(i: usize, policy: &CodeBuildRunPolicy) -> Variable {
              .filter(g, g != \"\")"
         )
     };
-    variable(&format!("p{i}_gaps"), gaps)
+    out.push(variable(&format!("p{i}_gaps"), gaps));
+    out
 }
 
-/// The value rules of `policy` for the `allowed` members it constrains, member by member
-/// (in member order): the CEL giving the member's refusal, or "" when every rule holds. As
-/// `evaluate::override_gaps`, the first rule of a member that refuses names the gap.
-fn value_checks(policy: &CodeBuildRunPolicy, allowed: &[&str]) -> Vec<(&'static str, String)> {
+/// One constraint of one policy in CEL: when it refuses, the refusal, and the variable that
+/// holds the refused subjects (for the checks over subjects).
+struct Branch {
+    refuses: String,
+    message: String,
+    helper: Option<Variable>,
+}
+
+/// The value rules of the policy at index `i` for the `allowed` members it constrains,
+/// member by member (in member order): the CEL giving the member's refusal, or "" when
+/// every rule holds, and the helper variables it reads. As `evaluate::override_gaps`, the
+/// first rule of a member that refuses names the gap.
+fn value_checks(
+    i: usize,
+    policy: &CodeBuildRunPolicy,
+    allowed: &[&str],
+) -> (Vec<Variable>, Vec<(&'static str, String)>) {
     let name = policy_name(policy);
+    let mut helpers = Vec::new();
     let mut per_member: Vec<(&'static str, Vec<(String, String)>)> = Vec::new();
     for (constraint, check) in checked(policy, allowed) {
-        let branch = check_cel(name, constraint, &check);
+        let branch = check_cel(i, name, constraint, &check);
+        helpers.extend(branch.helper);
+        let branch = (branch.refuses, branch.message);
         match per_member.last_mut() {
             Some((member, branches)) if *member == constraint.member() => branches.push(branch),
             _ => per_member.push((constraint.member(), vec![branch])),
         }
     }
-    per_member
+    let checks = per_member
         .into_iter()
         .map(|(member, branches)| {
             let mut cel = "\"\"".to_owned();
@@ -356,7 +376,8 @@ fn value_checks(policy: &CodeBuildRunPolicy, allowed: &[&str]) -> Vec<(&'static 
             }
             (member, cel)
         })
-        .collect()
+        .collect();
+    (helpers, checks)
 }
 
 /// The constraints `policy` checks among the `allowed` members, in `CONSTRAINTS` order.
@@ -371,67 +392,70 @@ fn checked<'p>(policy: &'p CodeBuildRunPolicy, allowed: &[&str]) -> Vec<(Constra
         .collect()
 }
 
-/// One constraint as CEL: when it refuses (the member is set and not null), and the
-/// refusal, in `evaluate`'s words.
-fn check_cel(policy: &str, constraint: Constraint, check: &Check<'_>) -> (String, String) {
+/// One constraint of the policy at index `i` as CEL (the member is set and not null).
+fn check_cel(i: usize, policy: &str, constraint: Constraint, check: &Check<'_>) -> Branch {
     let member = constraint.member();
     let value = format!("object.spec.{member}");
     match check {
-        Check::AtMost(max) => (
-            format!("{value} > {max}"),
-            template(
+        Check::AtMost(max) => Branch {
+            refuses: format!("{value} > {max}"),
+            message: template(
                 &evaluate::above_maximum(policy, member, VALUE_HOLE, *max),
                 &[(VALUE_HOLE, format!("string({value})"))],
             ),
-        ),
-        Check::NotTrue => (
-            format!("{value} == true"),
-            template(
+            helper: None,
+        },
+        Check::NotTrue => Branch {
+            refuses: format!("{value} == true"),
+            message: template(
                 &evaluate::flag_not_allowed(policy, member, constraint.rule()),
                 &[],
             ),
-        ),
-        Check::Patterns(patterns) => subject_check(
-            policy,
-            constraint,
-            &any_matches(patterns, "s"),
-            patterns,
-            false,
-        ),
-        Check::Paths(patterns) => subject_check(
-            policy,
-            constraint,
-            &any_matches(patterns, "s"),
-            patterns,
-            true,
-        ),
+            helper: None,
+        },
+        Check::Patterns(patterns) => {
+            let ok = any_matches(patterns, "s");
+            subject_check(i, policy, constraint, &ok, patterns, false)
+        }
+        Check::Paths(patterns) => {
+            let ok = any_matches(patterns, "s");
+            subject_check(i, policy, constraint, &ok, patterns, true)
+        }
         Check::OneOf(values) => {
             let one_of = format!("(s in {})", list(values.iter().map(|v| cel_string(v))));
-            subject_check(policy, constraint, &one_of, values, false)
+            subject_check(i, policy, constraint, &one_of, values, false)
         }
     }
 }
 
-/// A check over the constraint's subjects (`variables.<member>_<rule>`): it refuses when a
-/// subject is not `ok` (CEL over `s`), or with `paths` has a `..` segment; the refusal names
-/// the first such subject.
+/// A check over the constraint's subjects (`variables.<member>_<rule>`): the subjects it
+/// refuses (not `ok`, CEL over `s`; or with `paths`, with a `..` segment) are kept in the
+/// variable `p<i>_refused_<member>_<rule>`, and the refusal names the first.
 fn subject_check<S: AsRef<str>>(
+    i: usize,
     policy: &str,
     constraint: Constraint,
     ok: &str,
     allowed: &[S],
     paths: bool,
-) -> (String, String) {
-    let subjects = format!("variables.{}", subjects_variable(constraint));
+) -> Branch {
     let dot = |s: &str| format!("{s}.matches({})", cel_string(DOT_SEGMENT_REGEX));
     let bad = if paths {
         format!("{} || !{ok}", dot("s"))
     } else {
         format!("!{ok}")
     };
-    let first = format!("{subjects}.filter(s, {bad})[0]");
+    let refused = format!("p{i}_refused_{}", subjects_variable(constraint));
+    let helper = variable(
+        &refused,
+        format!(
+            "variables.{}.filter(s, {bad})",
+            subjects_variable(constraint)
+        ),
+    );
+    let first = format!("variables.{refused}[0]");
     let what = constraint.what();
-    let refused = template(
+    let not_allowed = template(
         &evaluate::value_not_allowed(policy, what, VALUE_HOLE, allowed),
         &[(VALUE_HOLE, first.clone())],
     );
@@ -440,11 +464,15 @@ fn subject_check<S: AsRef<str>>(
             &evaluate::dot_segment_not_allowed(policy, what, VALUE_HOLE),
             &[(VALUE_HOLE, first.clone())],
         );
-        format!("{} ? {dotted} : {refused}", dot(&first))
+        format!("{} ? {dotted} : {not_allowed}", dot(&first))
     } else {
-        refused
+        not_allowed
     };
-    (format!("{subjects}.exists(s, {bad})"), message)
+    Branch {
+        refuses: format!("size(variables.{refused}) > 0"),
+        message,
+        helper: Some(helper),
+    }
 }
 
 /// The variable holding the subjects of `constraint`.
@@ -1002,7 +1030,7 @@ mod tests {
         assert!(!gaps.contains("m == \"serviceRoleOverride\""), "{gaps}");
         assert!(
             gaps.contains(
-                r#"m == "imageOverride" ? (variables.imageOverride_images.exists(s, !false) ? ("policy \"a\" does not allow imageOverride \"" + (variables.imageOverride_images.filter(s, !false)[0]) + "\" (allowed: none)") : ("")) : "#
+                r#"m == "imageOverride" ? (size(variables.p0_refused_imageOverride_images) > 0 ? ("policy \"a\" does not allow imageOverride \"" + (variables.p0_refused_imageOverride_images[0]) + "\" (allowed: none)") : ("")) : "#
             ),
             "{gaps}"
         );
@@ -1012,7 +1040,12 @@ mod tests {
             ),
             "{gaps}"
         );
-        // The subjects each check reads, once, and only those of checked members.
+        // The subjects each check reads, once, and only those of checked members; the ones
+        // each policy refuses.
+        assert_eq!(
+            var(&vap, "p0_refused_imageOverride_images"),
+            "variables.imageOverride_images.filter(s, !false)"
+        );
         assert_eq!(
             var(&vap, "imageOverride_images"),
             "[object.spec.imageOverride]"
@@ -1064,22 +1097,22 @@ mod tests {
         );
         // debugSessions: true allows both values: no check.
         assert!(!gaps.contains("debugSessionEnabled"), "{gaps}");
-        assert!(
-            gaps.contains(r#"variables.computeTypeOverride_computeTypes.exists(s, !(s in ["BUILD_GENERAL1_SMALL"]))"#),
-            "{gaps}"
+        assert_eq!(
+            var(&vap, "p0_refused_computeTypeOverride_computeTypes"),
+            r#"variables.computeTypeOverride_computeTypes.filter(s, !(s in ["BUILD_GENERAL1_SMALL"]))"#
         );
         // Locations: a `..` segment or no match; the message says which.
-        assert!(
-            gaps.contains(r#"variables.cacheOverride_cacheLocations.exists(s, s.matches("(^|/)\\.\\.(/|$)") || !(s.matches("^(?s)c/.*$")))"#),
-            "{gaps}"
+        assert_eq!(
+            var(&vap, "p0_refused_cacheOverride_cacheLocations"),
+            r#"variables.cacheOverride_cacheLocations.filter(s, s.matches("(^|/)\\.\\.(/|$)") || !(s.matches("^(?s)c/.*$")))"#
         );
         assert!(gaps.contains("(a location may not hold a"), "{gaps}");
         // Two rules of one member: names first, then types.
         let names = gaps
-            .find("environmentVariablesOverride_environmentVariableNames.exists")
+            .find("p0_refused_environmentVariablesOverride_environmentVariableNames) > 0")
             .unwrap();
         let types = gaps
-            .find("environmentVariablesOverride_environmentVariableTypes.exists")
+            .find("p0_refused_environmentVariablesOverride_environmentVariableTypes) > 0")
             .unwrap();
         assert!(names < types, "{gaps}");
         // Caps and flags read the member itself: no subject variables.
