@@ -11,6 +11,7 @@
 //! Needs the local control plane (hack/local-cluster.sh); the harness starts it if it is
 //! down and fails, never skips, when it cannot.
 
+mod policy_cases;
 mod support;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use codebuild_operator::crd::{Kind, kind_yaml};
 use codebuild_operator::policy::{Decision, RunRequest, admission, evaluate};
 use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use policy_cases::{every_member_allowed, every_rule_refusals, every_rule_spec, project_with};
 use serde_json::{Value, json};
 use support::{
     API_VERSION, TestNamespace, kubectl, kubectl_ok, kubectl_stdin, output_text, random_suffix,
@@ -724,274 +726,6 @@ async fn the_start_attempt_annotation_is_refused_on_create_and_update() {
 
 // ---- every value rule --------------------------------------------------------------------
 
-/// A policy for namespaces labelled with `id` that allows every member (but the buildspec)
-/// and sets every value rule.
-fn every_rule_spec(id: &str, projects: Value) -> Value {
-    json!({
-        "namespaceSelector": {"matchLabels": {RUN_LABEL: id}},
-        "projects": projects,
-        "overrides": {
-            "allowed": ["*"],
-            "denied": ["buildspecOverride"],
-            "serviceRoles": ["arn:aws:iam::111111111111:role/team-a-*"],
-            "images": ["aws/codebuild/standard:*"],
-            "sourceLocations": ["https://github.com/team-a/*"],
-            "sourceAuthResources": [
-                "OAUTH", "arn:aws:codeconnections:us-east-1:111111111111:connection/team-a-*",
-            ],
-            "environmentVariableNames": ["STAGE", "APP_*"],
-            "parameterNames": ["/team-a/*"],
-            "secrets": ["team-a/*"],
-            "artifactLocations": ["team-a-artifacts/*", "shared/team-a/*"],
-            "cacheLocations": ["build-cache/team-a/*"],
-            "logGroups": ["/codebuild/team-a/*"],
-            "logLocations": ["build-logs/team-a/*"],
-            "registryCredentials": ["arn:aws:secretsmanager:us-east-1:111111111111:secret:team-a/*"],
-            "certificates": ["team-a-certs/*"],
-            "encryptionKeys": ["arn:aws:kms:us-east-1:111111111111:alias/team-a-*"],
-            "fleets": ["arn:aws:codebuild:us-east-1:111111111111:fleet/team-a-*"],
-            "computeTypes": ["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM"],
-            "environmentTypes": ["LINUX_CONTAINER", "ARM_CONTAINER"],
-            "maxTimeoutInMinutes": 60,
-            "maxQueuedTimeoutInMinutes": 60,
-            "maxAutoRetryLimit": 1,
-            "privilegedMode": false,
-            "debugSessions": false,
-        },
-    })
-}
-
-/// Every member set, each with a value [`every_rule_spec`] allows.
-fn every_member_allowed() -> Value {
-    json!({
-        "projectName": "app",
-        "sourceVersion": "main",
-        "serviceRoleOverride": "arn:aws:iam::111111111111:role/team-a-ci",
-        "imageOverride": "aws/codebuild/standard:7.0",
-        "sourceLocationOverride": "https://github.com/team-a/web",
-        "sourceAuthOverride": {"type": "CODECONNECTIONS",
-            "resource": "arn:aws:codeconnections:us-east-1:111111111111:connection/team-a-gh"},
-        "secondarySourcesOverride": [
-            {"type": "GITHUB", "sourceIdentifier": "lib", "location": "https://github.com/team-a/lib",
-             "auth": {"type": "OAUTH"}},
-            {"type": "NO_SOURCE"},
-        ],
-        "environmentVariablesOverride": [
-            {"name": "STAGE", "value": "test"},
-            {"name": "APP_DB", "value": "/team-a/db", "type": "PARAMETER_STORE"},
-            {"name": "APP_TOKEN", "value": "team-a/token:key::", "type": "SECRETS_MANAGER"},
-            {"name": "APP_PLAIN", "value": "/team-b/not-a-reference", "type": "PLAINTEXT"},
-        ],
-        "artifactsOverride": {"type": "S3", "location": "shared", "path": "team-a/web"},
-        "secondaryArtifactsOverride": [
-            {"type": "S3", "location": "team-a-artifacts", "artifactIdentifier": "x"},
-            {"type": "NO_ARTIFACTS", "artifactIdentifier": "y"},
-        ],
-        "cacheOverride": {"type": "S3", "location": "build-cache/team-a"},
-        "logsConfigOverride": {
-            "cloudWatchLogs": {"status": "ENABLED", "groupName": "/codebuild/team-a/web"},
-            "s3Logs": {"status": "ENABLED", "location": "build-logs/team-a/"},
-        },
-        "registryCredentialOverride": {"credentialProvider": "SECRETS_MANAGER",
-            "credential": "arn:aws:secretsmanager:us-east-1:111111111111:secret:team-a/hub"},
-        "certificateOverride": "team-a-certs/ca.pem",
-        "encryptionKeyOverride": "arn:aws:kms:us-east-1:111111111111:alias/team-a-build",
-        "fleetOverride": {"fleetArn": "arn:aws:codebuild:us-east-1:111111111111:fleet/team-a-big"},
-        "computeTypeOverride": "BUILD_GENERAL1_MEDIUM",
-        "environmentTypeOverride": "ARM_CONTAINER",
-        "timeoutInMinutesOverride": 60,
-        "queuedTimeoutInMinutesOverride": 30,
-        "autoRetryLimitOverride": 1,
-        "privilegedModeOverride": false,
-        "debugSessionEnabled": false,
-    })
-}
-
-/// `{"projectName": "app"}` with `overrides` added.
-fn app_with(overrides: Value) -> Value {
-    let mut spec = json!({"projectName": "app"});
-    spec.as_object_mut()
-        .unwrap()
-        .extend(overrides.as_object().unwrap().clone());
-    spec
-}
-
-/// Per rule, a run it refuses and a part of the refusal (the whole gap is computed by the
-/// library and compared with kubectl's).
-fn every_rule_refusals(policy: &str) -> Vec<(&'static str, Value, String)> {
-    let gap =
-        |what: &str, value: &str| format!("policy \"{policy}\" does not allow {what} \"{value}\"");
-    let cap = |member: &str, value: &str| {
-        format!("policy \"{policy}\" does not allow {member} {value} (at most")
-    };
-    let s3 = |location: &str, path: &str| json!({"type": "S3", "location": location, "path": path});
-    let var = |name: &str, value: &str, t: &str| json!([{"name": name, "value": value, "type": t}]);
-    vec![
-        (
-            "role",
-            json!({"serviceRoleOverride": "arn:aws:iam::111111111111:role/admin"}),
-            gap(
-                "serviceRoleOverride",
-                "arn:aws:iam::111111111111:role/admin",
-            ),
-        ),
-        (
-            "image",
-            json!({"imageOverride": "evil/miner"}),
-            gap("imageOverride", "evil/miner"),
-        ),
-        (
-            "source",
-            json!({"sourceLocationOverride": "https://github.com/team-b/x"}),
-            gap("sourceLocationOverride", "https://github.com/team-b/x"),
-        ),
-        (
-            "source-auth",
-            json!({"sourceAuthOverride": {"type": "SECRETS_MANAGER", "resource": "team-b/gh"}}),
-            gap("sourceAuthOverride", "team-b/gh"),
-        ),
-        (
-            "secondary-auth",
-            json!({"secondarySourcesOverride": [
-            {"type": "GITHUB", "location": "https://github.com/team-a/ok", "auth": {"type": "OAUTH"}},
-            {"type": "GITHUB", "location": "https://github.com/team-a/ok",
-             "auth": {"type": "CODECONNECTIONS", "resource": "arn:aws:codeconnections:us-east-1:111111111111:connection/team-b"}}]}),
-            gap(
-                "secondarySourcesOverride auth",
-                "arn:aws:codeconnections:us-east-1:111111111111:connection/team-b",
-            ),
-        ),
-        (
-            "variable-name",
-            json!({"environmentVariablesOverride": [{"name": "STAGE", "value": "x"}, {"name": "BASH_ENV", "value": "$(id)"}]}),
-            gap("environmentVariablesOverride name", "BASH_ENV"),
-        ),
-        (
-            "parameter",
-            json!({"environmentVariablesOverride": var("APP_DB", "/team-b/db", "PARAMETER_STORE")}),
-            gap("environmentVariablesOverride parameter", "/team-b/db"),
-        ),
-        (
-            "secret",
-            json!({"environmentVariablesOverride": var("APP_DB", "team-b/db:password::", "SECRETS_MANAGER")}),
-            gap(
-                "environmentVariablesOverride secret",
-                "team-b/db:password::",
-            ),
-        ),
-        (
-            "artifacts",
-            json!({"artifactsOverride": s3("team-b-artifacts", "x")}),
-            gap("artifactsOverride location", "team-b-artifacts/x/"),
-        ),
-        (
-            "artifacts-no-bucket",
-            json!({"artifactsOverride": {"type": "S3", "path": "team-a"}}),
-            gap("artifactsOverride location", "/team-a/"),
-        ),
-        (
-            "artifacts-dot-segment",
-            json!({"artifactsOverride": s3("shared", "team-a/../team-b")}),
-            format!(
-                "{} (a location may not hold",
-                gap("artifactsOverride location", "shared/team-a/../team-b/")
-            ),
-        ),
-        (
-            "secondary-artifacts",
-            json!({"secondaryArtifactsOverride": [s3("team-a-artifacts", "ok"), s3("team-b-artifacts", "")]}),
-            gap("secondaryArtifactsOverride location", "team-b-artifacts/"),
-        ),
-        (
-            "cache",
-            json!({"cacheOverride": {"type": "S3", "location": "build-cache/team-b"}}),
-            gap("cacheOverride location", "build-cache/team-b/"),
-        ),
-        (
-            "log-group",
-            json!({"logsConfigOverride": {"cloudWatchLogs": {"status": "ENABLED", "groupName": "/codebuild/team-b"}}}),
-            gap("logsConfigOverride log group", "/codebuild/team-b"),
-        ),
-        (
-            "log-bucket",
-            json!({"logsConfigOverride": {"s3Logs": {"status": "ENABLED", "location": "team-b-logs"}}}),
-            gap("logsConfigOverride S3 location", "team-b-logs/"),
-        ),
-        (
-            "registry",
-            json!({"registryCredentialOverride": {"credential": "team-b/hub", "credentialProvider": "SECRETS_MANAGER"}}),
-            gap("registryCredentialOverride", "team-b/hub"),
-        ),
-        (
-            "certificate",
-            json!({"certificateOverride": "team-b-certs/ca.pem"}),
-            gap("certificateOverride", "team-b-certs/ca.pem"),
-        ),
-        (
-            "certificate-dot-segment",
-            json!({"certificateOverride": "team-a-certs/../team-b-certs/ca.pem"}),
-            "(a location may not hold a \"..\" segment)".to_owned(),
-        ),
-        (
-            "key",
-            json!({"encryptionKeyOverride": "alias/team-b"}),
-            gap("encryptionKeyOverride", "alias/team-b"),
-        ),
-        (
-            "fleet",
-            json!({"fleetOverride": {"fleetArn": "arn:aws:codebuild:us-east-1:111111111111:fleet/team-b"}}),
-            gap(
-                "fleetOverride",
-                "arn:aws:codebuild:us-east-1:111111111111:fleet/team-b",
-            ),
-        ),
-        (
-            "compute",
-            json!({"computeTypeOverride": "BUILD_GENERAL1_2XLARGE"}),
-            gap("computeTypeOverride", "BUILD_GENERAL1_2XLARGE"),
-        ),
-        (
-            "environment-type",
-            json!({"environmentTypeOverride": "LINUX_GPU_CONTAINER"}),
-            gap("environmentTypeOverride", "LINUX_GPU_CONTAINER"),
-        ),
-        (
-            "timeout",
-            json!({"timeoutInMinutesOverride": 600}),
-            cap("timeoutInMinutesOverride", "600"),
-        ),
-        (
-            "queued-timeout",
-            json!({"queuedTimeoutInMinutesOverride": 480}),
-            cap("queuedTimeoutInMinutesOverride", "480"),
-        ),
-        (
-            "retries",
-            json!({"autoRetryLimitOverride": 10}),
-            cap("autoRetryLimitOverride", "10"),
-        ),
-        (
-            "privileged",
-            json!({"privilegedModeOverride": true}),
-            format!(
-                "policy \"{policy}\" does not allow privilegedModeOverride true (privilegedMode is false)"
-            ),
-        ),
-        (
-            "debug",
-            json!({"debugSessionEnabled": true}),
-            format!(
-                "policy \"{policy}\" does not allow debugSessionEnabled true (debugSessions is false)"
-            ),
-        ),
-        (
-            "buildspec-denied",
-            json!({"buildspecOverride": "version: 0.2"}),
-            format!("policy \"{policy}\" does not allow buildspecOverride"),
-        ),
-    ]
-}
-
 /// Every value rule, at `kubectl apply` and in the library, on the same runs: what it allows
 /// is accepted, what it refuses is refused with the library's message, nulls included.
 #[tokio::test]
@@ -1006,7 +740,10 @@ async fn every_value_rule_is_decided_alike_at_kubectl_apply() {
     guard.add("codebuildrunpolicy", &name);
     api.create(
         &PostParams::default(),
-        &policy(&name, every_rule_spec(&id, json!(["app"]))),
+        &policy(
+            &name,
+            every_rule_spec(json!({"matchLabels": {RUN_LABEL: id}}), json!(["app"])),
+        ),
     )
     .await
     .expect("creating the policy");
@@ -1015,30 +752,36 @@ async fn every_value_rule_is_decided_alike_at_kubectl_apply() {
     guard.add("validatingadmissionpolicy", &vap_name);
     render_and_apply(&client, &vap_name, &policies).await;
     bind(&mut guard, &vap_name, &id);
-    let refused = app_with(json!({"privilegedModeOverride": true}));
+    let refused = project_with("app", json!({"privilegedModeOverride": true}));
     wait_for_outcome(
         &ns,
         &refused,
         Err(denied(&decide(&ns, &refused, &policies)).to_owned()),
     );
 
-    let decision = assert_same_decision(&ns, "every-member", &every_member_allowed(), &policies);
+    let decision =
+        assert_same_decision(&ns, "every-member", &every_member_allowed("app"), &policies);
     assert!(matches!(decision, Decision::Allowed { .. }), "{decision:?}");
     // Nulls inside members (kubectl create sends them): unset for both.
-    let nulls = app_with(json!({
-        "artifactsOverride": {"type": "S3", "location": "team-a-artifacts", "path": null},
-        "cacheOverride": {"type": "LOCAL", "location": null, "modes": ["LOCAL_SOURCE_CACHE"]},
-        "logsConfigOverride": {"cloudWatchLogs": {"status": "ENABLED", "groupName": null}, "s3Logs": null},
-        "fleetOverride": {"fleetArn": null},
-        "sourceAuthOverride": {"type": "OAUTH", "resource": null},
-        "environmentVariablesOverride": [{"name": "STAGE", "value": "x"}],
-        "secondarySourcesOverride": [{"type": "GITHUB", "location": null, "auth": null}],
-    }));
+    let nulls = project_with(
+        "app",
+        json!({
+            "artifactsOverride": {"type": "S3", "location": "team-a-artifacts", "path": null},
+            "cacheOverride": {"type": "LOCAL", "location": null, "modes": ["LOCAL_SOURCE_CACHE"]},
+            "logsConfigOverride": {"cloudWatchLogs": {"status": "ENABLED", "groupName": null}, "s3Logs": null},
+            "fleetOverride": {"fleetArn": null},
+            "sourceAuthOverride": {"type": "OAUTH", "resource": null},
+            "environmentVariablesOverride": [{"name": "STAGE", "value": "x"}],
+            "secondarySourcesOverride": [{"type": "GITHUB", "location": null, "auth": null}],
+        }),
+    );
     let decision = assert_same_decision_via(Verb::Create, &ns, "nulls", &nulls, &policies);
     assert!(matches!(decision, Decision::Allowed { .. }), "{decision:?}");
     // An S3 artifact whose location is null names the empty bucket, for both.
-    let null_bucket =
-        app_with(json!({"artifactsOverride": {"type": "S3", "location": null, "path": "p"}}));
+    let null_bucket = project_with(
+        "app",
+        json!({"artifactsOverride": {"type": "S3", "location": null, "path": "p"}}),
+    );
     let decision =
         assert_same_decision_via(Verb::Create, &ns, "null-bucket", &null_bucket, &policies);
     assert!(
@@ -1047,18 +790,21 @@ async fn every_value_rule_is_decided_alike_at_kubectl_apply() {
     );
 
     for (case, overrides, part) in every_rule_refusals(&name) {
-        let decision = assert_same_decision(&ns, case, &app_with(overrides), &policies);
+        let decision = assert_same_decision(&ns, case, &project_with("app", overrides), &policies);
         assert!(
             denied(&decision).contains(part.as_str()),
             "{case}: {decision:?}"
         );
     }
     // Several members refused: one gap each, in member order, as the library says.
-    let several = app_with(json!({
-        "timeoutInMinutesOverride": 600,
-        "environmentVariablesOverride": [{"name": "BASH_ENV", "value": "x", "type": "SECRETS_MANAGER"}],
-        "cacheOverride": {"type": "S3", "location": "elsewhere"},
-    }));
+    let several = project_with(
+        "app",
+        json!({
+            "timeoutInMinutesOverride": 600,
+            "environmentVariablesOverride": [{"name": "BASH_ENV", "value": "x", "type": "SECRETS_MANAGER"}],
+            "cacheOverride": {"type": "S3", "location": "elsewhere"},
+        }),
+    );
     let decision = assert_same_decision(&ns, "several", &several, &policies);
     let message = denied(&decision);
     let cache = message.find("cacheOverride").unwrap();
@@ -1474,4 +1220,41 @@ async fn twenty_policies_of_every_rule_stay_within_the_cel_budget() {
         assert!(cost < CEL_BUDGET as f64 / 2.0, "{cost}");
     }
     drop(guard);
+}
+
+/// `kubectl explain codebuildrunpolicy.spec.overrides` shows every rule with its words.
+#[test]
+fn kubectl_explain_documents_every_rule() {
+    install_policy_crd();
+    let crd: Value = serde_json::to_value(codebuild_operator::crd::policy_crd()).unwrap();
+    let fields =
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["overrides"]["properties"]
+            .as_object()
+            .unwrap()
+            .clone();
+    let deadline = std::time::Instant::now() + EFFECT_TIMEOUT;
+    let text = loop {
+        let out = kubectl(&["explain", "codebuildrunpolicy.spec.overrides"]);
+        let text = output_text(&out);
+        // The apiserver publishes a new CRD's schema within a few seconds.
+        if out.status.success() && text.contains("maxAutoRetryLimit") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(POLL);
+    };
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let shown = words(&text);
+    for c in codebuild_operator::policy::rules::CONSTRAINTS {
+        assert!(
+            shown.contains(&format!("{} <", c.rule())),
+            "{}: {text}",
+            c.rule()
+        );
+        let description = fields[c.rule()]["description"].as_str().unwrap();
+        // The first sentence, as kubectl wraps it.
+        let first = words(description.split(". ").next().unwrap());
+        assert!(shown.contains(&first), "{}: {first}\n{text}", c.rule());
+    }
 }
