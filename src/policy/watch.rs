@@ -152,7 +152,8 @@ impl Policies {
     /// `evaluate::policy_status` says (server-side apply on the status subresource, field
     /// manager `codebuild-operator`), logging a warning for each policy that allows members
     /// naming resources without their value rules. Returns how many it wrote; a failed
-    /// write is logged and tried again at the next policy change.
+    /// write is logged and tried again at the next policy change. Needs `patch` on
+    /// `codebuildrunpolicies/status`.
     pub async fn write_statuses(&self, client: &Client, all: &[Arc<CodeBuildRunPolicy>]) -> usize {
         let api: Api<CodeBuildRunPolicy> = Api::all(client.clone());
         let mut written = 0;
