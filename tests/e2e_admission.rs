@@ -11,6 +11,7 @@
 //! Needs the local control plane (hack/local-cluster.sh); the harness starts it if it is
 //! down and fails, never skips, when it cannot.
 
+mod policy_cases;
 mod support;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use codebuild_operator::crd::{Kind, kind_yaml};
 use codebuild_operator::policy::{Decision, RunRequest, admission, evaluate};
 use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use policy_cases::{every_member_allowed, every_rule_refusals, every_rule_spec, project_with};
 use serde_json::{Value, json};
 use support::{
     API_VERSION, TestNamespace, kubectl, kubectl_ok, kubectl_stdin, output_text, random_suffix,
@@ -720,4 +722,539 @@ async fn the_start_attempt_annotation_is_refused_on_create_and_update() {
         Some(admission::ANNOTATION_MESSAGE)
     );
     kubectl_ok(&["label", "-n", ns.name(), "cbr/plain", "edited=yes"]);
+}
+
+// ---- every value rule --------------------------------------------------------------------
+
+/// Every value rule, at `kubectl apply` and in the library, on the same runs: what it allows
+/// is accepted, what it refuses is refused with the library's message, nulls included.
+#[tokio::test]
+async fn every_value_rule_is_decided_alike_at_kubectl_apply() {
+    install_policy_crd();
+    let client = support::client().await;
+    let id = random_suffix(6);
+    let ns = namespace("adm-rules", &id, &[]);
+    let mut guard = ClusterScoped { objects: vec![] };
+    let api: Api<CodeBuildRunPolicy> = Api::all(client.clone());
+    let name = format!("adm-rules-{id}");
+    guard.add("codebuildrunpolicy", &name);
+    api.create(
+        &PostParams::default(),
+        &policy(
+            &name,
+            every_rule_spec(json!({"matchLabels": {RUN_LABEL: id}}), json!(["app"])),
+        ),
+    )
+    .await
+    .expect("creating the policy");
+    let policies = read_back(&api, std::slice::from_ref(&name)).await;
+    let vap_name = format!("cbr-admission-{id}");
+    guard.add("validatingadmissionpolicy", &vap_name);
+    render_and_apply(&client, &vap_name, &policies).await;
+    bind(&mut guard, &vap_name, &id);
+    let refused = project_with("app", json!({"privilegedModeOverride": true}));
+    wait_for_outcome(
+        &ns,
+        &refused,
+        Err(denied(&decide(&ns, &refused, &policies)).to_owned()),
+    );
+
+    let decision =
+        assert_same_decision(&ns, "every-member", &every_member_allowed("app"), &policies);
+    assert!(matches!(decision, Decision::Allowed { .. }), "{decision:?}");
+    // Nulls inside members (kubectl create sends them): unset for both.
+    let nulls = project_with(
+        "app",
+        json!({
+            "artifactsOverride": {"type": "S3", "location": "team-a-artifacts", "path": null},
+            "cacheOverride": {"type": "LOCAL", "location": null, "modes": ["LOCAL_SOURCE_CACHE"]},
+            "logsConfigOverride": {"cloudWatchLogs": {"status": "ENABLED", "groupName": null}, "s3Logs": null},
+            "fleetOverride": {"fleetArn": null},
+            "sourceAuthOverride": {"type": "OAUTH", "resource": null},
+            "environmentVariablesOverride": [{"name": "STAGE", "value": "x"}],
+            "secondarySourcesOverride": [{"type": "GITHUB", "location": null, "auth": null}],
+        }),
+    );
+    let decision = assert_same_decision_via(Verb::Create, &ns, "nulls", &nulls, &policies);
+    assert!(matches!(decision, Decision::Allowed { .. }), "{decision:?}");
+    // An S3 artifact whose location is null names the empty bucket, for both.
+    let null_bucket = project_with(
+        "app",
+        json!({"artifactsOverride": {"type": "S3", "location": null, "path": "p"}}),
+    );
+    let decision =
+        assert_same_decision_via(Verb::Create, &ns, "null-bucket", &null_bucket, &policies);
+    assert!(
+        denied(&decision).contains("artifactsOverride location \"/p/\""),
+        "{decision:?}"
+    );
+
+    for (case, overrides, part) in every_rule_refusals(&name) {
+        let decision = assert_same_decision(&ns, case, &project_with("app", overrides), &policies);
+        assert!(
+            denied(&decision).contains(part.as_str()),
+            "{case}: {decision:?}"
+        );
+    }
+    // Several members refused: one gap each, in member order, as the library says.
+    let several = project_with(
+        "app",
+        json!({
+            "timeoutInMinutesOverride": 600,
+            "environmentVariablesOverride": [{"name": "BASH_ENV", "value": "x", "type": "SECRETS_MANAGER"}],
+            "cacheOverride": {"type": "S3", "location": "elsewhere"},
+        }),
+    );
+    let decision = assert_same_decision(&ns, "several", &several, &policies);
+    let message = denied(&decision);
+    let cache = message.find("cacheOverride").unwrap();
+    let variables = message
+        .find("environmentVariablesOverride name \"BASH_ENV\"")
+        .unwrap();
+    let timeout = message.find("timeoutInMinutesOverride 600").unwrap();
+    assert!(cache < variables && variables < timeout, "{message}");
+
+    // Variable types: PLAINTEXT only refuses the references, whatever their names.
+    let plain = format!("adm-rules-{id}-plain");
+    let ns_plain = namespace("adm-plain", &id, &["plain=yes"]);
+    guard.add("codebuildrunpolicy", &plain);
+    api.create(&PostParams::default(), &policy(&plain, json!({
+        "namespaceSelector": {"matchLabels": {RUN_LABEL: id, "plain": "yes"}},
+        "projects": ["plain"],
+        "overrides": {"allowed": ["environmentVariablesOverride"], "environmentVariableTypes": ["PLAINTEXT"]},
+    })))
+    .await
+    .expect("creating the PLAINTEXT policy");
+    let policies = read_back(&api, &[name.clone(), plain.clone()]).await;
+    render_and_apply(&client, &vap_name, &policies).await;
+    let secret = json!({"projectName": "plain", "environmentVariablesOverride": [
+        {"name": "A", "value": "1"}, {"name": "B", "value": "team-b/x:y::", "type": "SECRETS_MANAGER"}]});
+    let expected = denied(&decide(&ns_plain, &secret, &policies)).to_owned();
+    assert!(
+        expected.ends_with(&format!(
+            "policy \"{plain}\" does not allow environmentVariablesOverride type \"SECRETS_MANAGER\" (allowed: PLAINTEXT)"
+        )),
+        "{expected}"
+    );
+    wait_for_outcome(&ns_plain, &secret, Err(expected));
+    let ok = json!({"projectName": "plain", "environmentVariablesOverride": [
+        {"name": "ANY_NAME", "value": "1"}, {"name": "B", "value": "2", "type": "PLAINTEXT"}]});
+    let decision = assert_same_decision(&ns_plain, "plaintext", &ok, &policies);
+    assert!(matches!(decision, Decision::Allowed { .. }), "{decision:?}");
+    drop(guard);
+}
+
+// ---- the CEL cost budget -----------------------------------------------------------------
+
+/// The runtime CEL cost budget of one admission request under one binding
+/// (`RuntimeCELCostBudget`, k8s.io/apiserver/pkg/apis/cel/config.go): validations, their
+/// messages and the variables they read, together. Over it, the apiserver refuses the
+/// request ("running out of cost budget"), whatever the policies say.
+const CEL_BUDGET: u64 = 10_000_000;
+/// How many policies the measurement renders.
+const MEASURED_POLICIES: usize = 20;
+/// Burner iterations per burner validation (each stays under the per-expression limit).
+const BURN_PER_VALIDATION: u64 = 1_000;
+/// The most burner iterations a probe uses (far above what the budget allows).
+const BURN_MAX: u64 = 60_000;
+/// The binary search stops when the bounds are this close (about 0.3 % of the budget).
+const BURN_RESOLUTION: u64 = 100;
+
+/// A glob rule's patterns, and values that match them: `<prefix><team>-<k>-...`.
+const GLOB_RULES: &[(&str, &str)] = &[
+    ("serviceRoles", "arn:aws:iam::111111111111:role/"),
+    ("images", "111111111111.dkr.ecr.us-east-1.amazonaws.com/"),
+    ("sourceLocations", "https://github.com/example-org/"),
+    (
+        "sourceAuthResources",
+        "arn:aws:codeconnections:us-east-1:111111111111:connection/",
+    ),
+    ("environmentVariableNames", "APP_"),
+    ("parameterNames", "/params/"),
+    ("secrets", "secrets/"),
+    ("artifactLocations", "artifacts/"),
+    ("cacheLocations", "cache/"),
+    ("logGroups", "/codebuild/"),
+    ("logLocations", "logs/"),
+    (
+        "registryCredentials",
+        "arn:aws:secretsmanager:us-east-1:111111111111:secret:registry/",
+    ),
+    ("certificates", "certs/"),
+    (
+        "encryptionKeys",
+        "arn:aws:kms:us-east-1:111111111111:alias/",
+    ),
+    ("fleets", "arn:aws:codebuild:us-east-1:111111111111:fleet/"),
+];
+
+/// The prefix of a glob rule in [`GLOB_RULES`].
+fn prefix(rule: &str) -> &'static str {
+    GLOB_RULES.iter().find(|(r, _)| *r == rule).unwrap().1
+}
+
+/// A value of `rule` that its patterns allow (`ok`) or refuse, 60 to 100 characters long.
+fn value(rule: &str, ok: bool, n: usize) -> String {
+    let team = if ok { "team-c" } else { "team-x" };
+    format!(
+        "{}{team}-{n:02}-a-long-enough-name-for-a-realistic-value",
+        prefix(rule)
+    )
+}
+
+/// Policy `i` of the measurement: every rule, three patterns each, every member allowed.
+/// Every policy but the last caps builds at 30 minutes, the last at 60.
+fn measured_policy(id: &str, i: usize) -> CodeBuildRunPolicy {
+    let mut overrides = json!({
+        "allowed": ["*"],
+        "environmentVariableTypes": ["PLAINTEXT", "PARAMETER_STORE", "SECRETS_MANAGER"],
+        "computeTypes": ["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM"],
+        "environmentTypes": ["LINUX_CONTAINER", "ARM_CONTAINER"],
+        "maxTimeoutInMinutes": if i + 1 == MEASURED_POLICIES { 60 } else { 30 },
+        "maxQueuedTimeoutInMinutes": 60,
+        "maxAutoRetryLimit": 1,
+        "privilegedMode": false,
+        "debugSessions": false,
+    });
+    for (rule, prefix) in GLOB_RULES {
+        let patterns: Vec<String> = ["a", "b", "c"]
+            .iter()
+            .map(|k| format!("{prefix}team-{k}-*"))
+            .collect();
+        overrides[*rule] = json!(patterns);
+    }
+    policy(
+        &format!("cost-{id}-{i:02}"),
+        json!({
+            "namespaceSelector": {"matchLabels": {RUN_LABEL: id}},
+            "projects": ["app", "app-*", "arn:aws:codebuild:us-east-1:111111111111:project/app*"],
+            "regions": ["us-east-1", "eu-*"],
+            "overrides": overrides,
+        }),
+    )
+}
+
+/// A run that sets every member, with the longest lists (12 secondary sources and
+/// artifacts, 30 variables). `ok`: every value allowed, the build 60 minutes long (so only
+/// the last policy allows it, and every policy's checks read every value). Not `ok`: every
+/// list refused only at its last item by the last rule of its member, every other member
+/// refused too, by every policy (the most checks and the longest messages).
+fn measured_run(ok: bool) -> Value {
+    let v = |rule: &str, n: usize| value(rule, ok, n);
+    let good = |rule: &str, n: usize| value(rule, true, n);
+    let last_bad = |rule: &str, n: usize, of: usize| value(rule, ok || n + 1 < of, n);
+    let mut variables = Vec::new();
+    for n in 0..30 {
+        let (t, value) = match n % 3 {
+            0 => ("PLAINTEXT", "plain".to_owned()),
+            1 => ("PARAMETER_STORE", good("parameterNames", n)),
+            _ => (
+                "SECRETS_MANAGER",
+                format!("{}:password::", last_bad("secrets", n, 30)),
+            ),
+        };
+        variables
+            .push(json!({"name": good("environmentVariableNames", n), "value": value, "type": t}));
+    }
+    let sources: Vec<Value> = (0..12)
+        .map(|n| json!({"type": "GITHUB", "sourceIdentifier": format!("s{n}"),
+            "location": good("sourceLocations", n),
+            "auth": {"type": "CODECONNECTIONS", "resource": last_bad("sourceAuthResources", n, 12)}}))
+        .collect();
+    let artifacts: Vec<Value> = (0..12)
+        .map(|n| {
+            let subject = last_bad("artifactLocations", n, 12);
+            let (bucket, path) = subject.split_once('/').unwrap();
+            json!({"type": "S3", "location": bucket, "path": path, "artifactIdentifier": format!("a{n}")})
+        })
+        .collect();
+    let artifact = v("artifactLocations", 0);
+    let (bucket, path) = artifact.split_once('/').unwrap();
+    json!({
+        "projectName": "app",
+        "sourceVersion": "refs/heads/main",
+        "serviceRoleOverride": v("serviceRoles", 0),
+        "imageOverride": v("images", 0),
+        "sourceLocationOverride": v("sourceLocations", 0),
+        "sourceAuthOverride": {"type": "CODECONNECTIONS", "resource": v("sourceAuthResources", 0)},
+        "secondarySourcesOverride": sources,
+        "environmentVariablesOverride": variables,
+        "artifactsOverride": {"type": "S3", "location": bucket, "path": path},
+        "secondaryArtifactsOverride": artifacts,
+        "cacheOverride": {"type": "S3", "location": v("cacheLocations", 0)},
+        "logsConfigOverride": {
+            "cloudWatchLogs": {"status": "ENABLED", "groupName": good("logGroups", 0)},
+            "s3Logs": {"status": "ENABLED", "location": v("logLocations", 0)},
+        },
+        "registryCredentialOverride": {"credential": v("registryCredentials", 0), "credentialProvider": "SECRETS_MANAGER"},
+        "certificateOverride": v("certificates", 0),
+        "encryptionKeyOverride": v("encryptionKeys", 0),
+        "fleetOverride": {"fleetArn": v("fleets", 0)},
+        "computeTypeOverride": if ok { "BUILD_GENERAL1_MEDIUM" } else { "BUILD_GENERAL1_2XLARGE" },
+        "environmentTypeOverride": if ok { "ARM_CONTAINER" } else { "LINUX_GPU_CONTAINER" },
+        "timeoutInMinutesOverride": if ok { 60 } else { 600 },
+        "queuedTimeoutInMinutesOverride": if ok { 60 } else { 480 },
+        "autoRetryLimitOverride": if ok { 1 } else { 10 },
+        "privilegedModeOverride": !ok,
+        "debugSessionEnabled": !ok,
+    })
+}
+
+/// `base` (its validations and variables, or none) plus a first validation that refuses
+/// only the run `sync-<sync>` (so a probe knows this version is in effect) and validations
+/// that spend about `burn` × 100 CEL iterations on the run named `measure` only.
+fn with_burner(
+    base: &ValidatingAdmissionPolicy,
+    keep_rules: bool,
+    burn: u64,
+    sync: u32,
+) -> ValidatingAdmissionPolicy {
+    use k8s_openapi::api::admissionregistration::v1::{Validation, Variable};
+    let mut vap = base.clone();
+    let spec = vap.spec.as_mut().unwrap();
+    let mut variables = if keep_rules {
+        spec.variables.take().unwrap_or_default()
+    } else {
+        vec![]
+    };
+    let list = |n: u64| {
+        format!(
+            "[{}]",
+            (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+        )
+    };
+    variables.push(Variable {
+        name: "burnOuter".into(),
+        expression: list(BURN_PER_VALIDATION),
+    });
+    variables.push(Variable {
+        name: "burnInner".into(),
+        expression: list(100),
+    });
+    let mut validations = vec![Validation {
+        expression: format!("object.metadata.name != \"sync-{sync}\""),
+        message: Some(format!("synced {sync}")),
+        ..Default::default()
+    }];
+    if keep_rules {
+        validations.extend(spec.validations.take().unwrap_or_default());
+    }
+    let mut left = burn;
+    while left > 0 {
+        let here = left.min(BURN_PER_VALIDATION);
+        validations.push(Validation {
+            expression: format!(
+                "object.metadata.name != \"measure\" || variables.burnOuter.all(i, i >= {here} || \
+                 variables.burnInner.all(j, true))"
+            ),
+            message: Some("burner".into()),
+            ..Default::default()
+        });
+        left -= here;
+    }
+    spec.variables = Some(variables);
+    spec.validations = Some(validations);
+    vap
+}
+
+/// How the apiserver answered the measured run.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Accepted,
+    Refused(String),
+    OutOfBudget(String),
+}
+
+/// Applies `vap`, waits until the apiserver uses it, and sends the run `measure`.
+async fn probe(
+    client: &kube::Client,
+    ns: &TestNamespace,
+    vap: &ValidatingAdmissionPolicy,
+    sync: u32,
+    spec: &Value,
+) -> Outcome {
+    admission::apply(client, vap)
+        .await
+        .expect("applying the measured admission policy");
+    let deadline = std::time::Instant::now() + EFFECT_TIMEOUT;
+    loop {
+        let text = submit(
+            ns,
+            &format!("sync-{sync}"),
+            &json!({"projectName": "app"}),
+            Verb::DryRun,
+        )
+        .err()
+        .unwrap_or_default();
+        if refusal(&text).as_deref() == Some(format!("synced {sync}").as_str()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sync {sync} never took effect: {text}"
+        );
+        std::thread::sleep(POLL);
+    }
+    match submit(ns, "measure", spec, Verb::DryRun) {
+        Ok(()) => Outcome::Accepted,
+        Err(text) if text.contains("cost budget") || text.contains("cost limit") => {
+            Outcome::OutOfBudget(text)
+        }
+        Err(text) => Outcome::Refused(refusal(&text).unwrap_or(text)),
+    }
+}
+
+/// The most burner iterations (in [`BURN_RESOLUTION`]) the budget leaves beside `base`
+/// (with `keep_rules`, its rules) for the run `spec`, whose answer within the budget must be
+/// `expected`.
+#[allow(clippy::too_many_arguments)]
+async fn headroom(
+    client: &kube::Client,
+    ns: &TestNamespace,
+    base: &ValidatingAdmissionPolicy,
+    keep_rules: bool,
+    spec: &Value,
+    expected: &Outcome,
+    sync: &mut u32,
+) -> u64 {
+    let mut run = |burn: u64| {
+        *sync += 1;
+        let vap = with_burner(base, keep_rules, burn, *sync);
+        let sync = *sync;
+        async move { probe(client, ns, &vap, sync, spec).await }
+    };
+    let first = run(0).await;
+    assert_eq!(&first, expected, "the rendered policy alone");
+    let last = run(BURN_MAX).await;
+    assert!(
+        matches!(last, Outcome::OutOfBudget(_)),
+        "the burner is too small: {last:?}"
+    );
+    let (mut lo, mut hi) = (0, BURN_MAX);
+    while hi - lo > BURN_RESOLUTION {
+        let mid = (lo + hi) / 2;
+        match run(mid).await {
+            Outcome::OutOfBudget(_) => hi = mid,
+            other => {
+                assert_eq!(&other, expected, "with {mid} burner iterations");
+                lo = mid;
+            }
+        }
+    }
+    lo
+}
+
+/// The admission policy rendered from 20 policies with every rule stays within the
+/// apiserver's CEL budget for the most expensive runs we can make, measured on the
+/// apiserver itself: a burner of known size is grown until the budget runs out, once
+/// alone (calibration) and once beside the rendered rules; the difference is their cost.
+#[tokio::test]
+async fn twenty_policies_of_every_rule_stay_within_the_cel_budget() {
+    install_policy_crd();
+    let client = support::client().await;
+    let id = random_suffix(6);
+    let ns = namespace("adm-cost", &id, &[]);
+    let mut guard = ClusterScoped { objects: vec![] };
+    let vap_name = format!("cbr-cost-{id}");
+    guard.add("validatingadmissionpolicy", &vap_name);
+    let policies: Vec<CodeBuildRunPolicy> = (0..MEASURED_POLICIES)
+        .map(|i| measured_policy(&id, i))
+        .collect();
+    let refs: Vec<&CodeBuildRunPolicy> = policies.iter().collect();
+    let rendered = admission::render(&vap_name, &refs, DEFAULT_REGION);
+    let size = serde_json::to_string(&rendered).unwrap().len();
+    bind(&mut guard, &vap_name, &id);
+    let mut sync = 0;
+
+    // What the library decides for the two runs (also checks they are what they claim).
+    let refused_run = measured_run(false);
+    let allowed_run = measured_run(true);
+    let refused = denied(&decide(&ns, &refused_run, &policies)).to_owned();
+    assert!(
+        refused.contains("does not allow timeoutInMinutesOverride 600"),
+        "{refused}"
+    );
+    let last = format!("cost-{id}-{:02}", MEASURED_POLICIES - 1);
+    assert!(
+        matches!(decide(&ns, &allowed_run, &policies), Decision::Allowed { policy, .. } if policy == last)
+    );
+    // The refusal is longer than the apiserver shows: it shows the fixed message.
+    assert!(refused.len() > 5 * 1024, "{}", refused.len());
+    let refused_outcome = Outcome::Refused(admission::FALLBACK_MESSAGE.to_owned());
+
+    let calibration = headroom(
+        &client,
+        &ns,
+        &rendered,
+        false,
+        &refused_run,
+        &Outcome::Accepted,
+        &mut sync,
+    )
+    .await;
+    let per_iteration = CEL_BUDGET as f64 / calibration as f64;
+    let mut costs = Vec::new();
+    for (what, spec, expected) in [
+        ("refused by every policy", &refused_run, &refused_outcome),
+        (
+            "allowed by the last policy only",
+            &allowed_run,
+            &Outcome::Accepted,
+        ),
+    ] {
+        let left = headroom(&client, &ns, &rendered, true, spec, expected, &mut sync).await;
+        let cost = (calibration - left) as f64 * per_iteration;
+        println!(
+            "CEL cost of {MEASURED_POLICIES} policies of every rule, run {what}: about {cost:.0} \
+             of {CEL_BUDGET} ({:.1} %; ±{:.0})",
+            100.0 * cost / CEL_BUDGET as f64,
+            BURN_RESOLUTION as f64 * per_iteration
+        );
+        costs.push(cost);
+    }
+    println!(
+        "rendered admission policy: {size} bytes of JSON, calibration {calibration} iterations"
+    );
+    // Room to spare: a run twice as large (or twice the policies) still fits.
+    for cost in costs {
+        assert!(cost < CEL_BUDGET as f64 / 2.0, "{cost}");
+    }
+    drop(guard);
+}
+
+/// `kubectl explain codebuildrunpolicy.spec.overrides` shows every rule with its words.
+#[test]
+fn kubectl_explain_documents_every_rule() {
+    install_policy_crd();
+    let crd: Value = serde_json::to_value(codebuild_operator::crd::policy_crd()).unwrap();
+    let fields =
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["overrides"]["properties"]
+            .as_object()
+            .unwrap()
+            .clone();
+    let deadline = std::time::Instant::now() + EFFECT_TIMEOUT;
+    let text = loop {
+        let out = kubectl(&["explain", "codebuildrunpolicy.spec.overrides"]);
+        let text = output_text(&out);
+        // The apiserver publishes a new CRD's schema within a few seconds.
+        if out.status.success() && text.contains("maxAutoRetryLimit") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(POLL);
+    };
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let shown = words(&text);
+    for c in codebuild_operator::policy::rules::CONSTRAINTS {
+        assert!(
+            shown.contains(&format!("{} <", c.rule())),
+            "{}: {text}",
+            c.rule()
+        );
+        let description = fields[c.rule()]["description"].as_str().unwrap();
+        // The first sentence, as kubectl wraps it.
+        let first = words(description.split(". ").next().unwrap());
+        assert!(shown.contains(&first), "{}: {first}\n{text}", c.rule());
+    }
 }

@@ -927,6 +927,11 @@ fn policy_enforcement_with_the_charts_rbac_and_admission_policy() {
         &["watch", "namespaces"][..],
         &[
             "patch",
+            "codebuildrunpolicies.codebuild.operator.dev",
+            "--subresource=status",
+        ][..],
+        &[
+            "patch",
             &format!("validatingadmissionpolicies.admissionregistration.k8s.io/{vap}"),
         ][..],
     ] {

@@ -12,6 +12,7 @@
 //! Policies are cluster-scoped: every policy here selects namespaces by a label key unique
 //! to the test, so tests running side by side never grant each other anything.
 
+mod policy_cases;
 mod support;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use codebuild_operator::policy::{Decision, RunRequest, evaluate};
 use codebuild_sim::{Server, SimConfig};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use policy_cases::{every_member_allowed, every_rule_refusals, every_rule_spec, project_with};
 use serde_json::{Value, json};
 use support::moto::start_moto;
 use support::{
@@ -777,4 +779,281 @@ fn example_policies_are_accepted_and_typos_refused() {
         "a policy without projects was accepted"
     );
     assert!(text.contains("spec.projects"), "{text}");
+}
+
+// ---- side doors, at kubectl apply and in the operator --------------------------------------
+
+/// The label that makes the test's binding check a run at admission; runs without it reach
+/// the operator unchecked, so both deciders see the same run.
+const CHECKED: (&str, &str) = ("e2e-admission-check", "on");
+
+/// Deletes the binding and the admission policy of one test when dropped.
+struct AdmissionObjects(String);
+
+impl Drop for AdmissionObjects {
+    fn drop(&mut self) {
+        for kind in [
+            "validatingadmissionpolicybinding",
+            "validatingadmissionpolicy",
+        ] {
+            let _ = support::kubectl(&[
+                "delete",
+                kind,
+                &self.0,
+                "--ignore-not-found",
+                "--wait=false",
+            ]);
+        }
+    }
+}
+
+/// Binds the admission policy `name` (which the operator writes) to the runs labelled
+/// [`CHECKED`] in the namespaces labelled `key`.
+fn bind_checked(name: &str, key: &str) -> AdmissionObjects {
+    let binding = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchExpressions": [{"key": key, "operator": "Exists"}]},
+                "objectSelector": {"matchLabels": {CHECKED.0: CHECKED.1}},
+            },
+        },
+    });
+    let out = kubectl_stdin(&["apply", "-f", "-"], &binding.to_string());
+    assert!(out.status.success(), "{}", output_text(&out));
+    AdmissionObjects(name.to_owned())
+}
+
+/// `kubectl apply` of a run labelled [`CHECKED`]: Ok when accepted, else the admission
+/// policy's message.
+fn apply_checked(ns: &str, name: &str, spec: &Value) -> Result<(), String> {
+    send_checked(&["apply", "-n", ns, "-f", "-"], name, spec)
+}
+
+/// `kubectl create --dry-run=server` of a run labelled [`CHECKED`], as [`apply_checked`].
+fn dry_run_checked(ns: &str, name: &str, spec: &Value) -> Result<(), String> {
+    send_checked(
+        &["create", "--dry-run=server", "-n", ns, "-f", "-"],
+        name,
+        spec,
+    )
+}
+
+fn send_checked(args: &[&str], name: &str, spec: &Value) -> Result<(), String> {
+    let manifest = json!({
+        "apiVersion": API_VERSION, "kind": "CodeBuildRun",
+        "metadata": {"name": name, "labels": {CHECKED.0: CHECKED.1}},
+        "spec": spec,
+    });
+    let out = kubectl_stdin(args, &manifest.to_string());
+    if out.status.success() {
+        return Ok(());
+    }
+    let text = output_text(&out);
+    const MARK: &str = "denied request: ";
+    Err(match text.find(MARK) {
+        Some(at) => text[at + MARK.len()..]
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        None => text,
+    })
+}
+
+/// A run refused at `kubectl apply` with the library's message, then (sent again without
+/// the admission label) refused by the operator with the same message; the message.
+async fn refused_alike(
+    client: &kube::Client,
+    ns: &str,
+    labels: &[(&str, &str)],
+    name: &str,
+    spec: &Value,
+    policies: &[&CodeBuildRunPolicy],
+) -> String {
+    let expected = expected_denial(ns, labels, spec, policies);
+    assert_eq!(
+        apply_checked(ns, name, spec),
+        Err(expected.clone()),
+        "{name} at kubectl apply"
+    );
+    create_run(ns, name, spec.clone());
+    assert_refused(client, ns, name, &expected).await;
+    expected
+}
+
+/// The locked-down shared project of examples/tenancy (as written, for this test's
+/// namespace) refuses every side door of shared-project-runs.yaml at `kubectl apply` and in
+/// the operator, with the same message, and starts what it allows; a policy with every
+/// value rule lets the same members through with allowed values and refuses the others,
+/// alike; and the operator writes each policy's status, warning of what a policy leaves open.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_side_door_is_refused_at_kubectl_apply_and_by_the_operator_alike() {
+    let key = format!("e2e-doors-{}", random_suffix(6));
+    let ns_guard = labelled_namespace("doors", &key, "tenant");
+    let ns = ns_guard.name();
+    let sim = Server::start(SimConfig {
+        phase_seconds: 0.2,
+        projects: vec!["shared-app".into(), "ruled".into()],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("starting the CodeBuild simulator");
+    let suffix = random_suffix(6);
+    let mut set = PolicySet::new().await;
+    let example: Value =
+        serde_saphyr::from_str(include_str!("../examples/tenancy/shared-project.yaml")).unwrap();
+    let mut shared_spec = example["spec"].clone();
+    shared_spec["namespaceSelector"] = selector(&key, "tenant");
+    let shared = set
+        .apply(&format!("shared-app-{suffix}"), shared_spec)
+        .await;
+    let ruled_name = format!("ruled-{suffix}");
+    let ruled = set
+        .apply(
+            &ruled_name,
+            every_rule_spec(selector(&key, "tenant"), json!(["ruled"])),
+        )
+        .await;
+    let open_name = format!("open-{suffix}");
+    let open = set
+        .apply(
+            &open_name,
+            json!({"namespaceSelector": selector(&key, "nobody"), "projects": ["*"],
+                   "overrides": {"allowed": ["*"], "artifactLocations": ["a/*"]}}),
+        )
+        .await;
+    let vap_name = format!("cbr-doors-{suffix}");
+    let _admission = bind_checked(&vap_name, &key);
+    let _op = OperatorProcess::start(
+        ns,
+        &sim.endpoint(),
+        &["--enforce-policies", "--admission-policy", &vap_name],
+    );
+    let client = support::client().await;
+    let runs: Api<CodeBuildRun> = Api::namespaced(client.clone(), ns);
+    let policies = [&shared, &ruled, &open];
+    let labels = [(key.as_str(), "tenant")];
+
+    // The operator has written the admission policy once a refused run is refused.
+    let probe = json!({"projectName": "shared-app", "privilegedModeOverride": true});
+    let probe_message = expected_denial(ns, &labels, &probe, &policies);
+    support::wait_for("the admission policy in effect", WAIT, POLL, || {
+        (dry_run_checked(ns, "probe", &probe) == Err(probe_message.clone())).then_some(())
+    });
+
+    // Every side door of the example is refused alike; the run it is for starts.
+    let docs = include_str!("../examples/tenancy/shared-project-runs.yaml");
+    let mut side_doors = 0;
+    for doc in docs.split("\n---\n") {
+        let run: Value = serde_saphyr::from_str(doc).unwrap();
+        let name = run["metadata"]["name"].as_str().unwrap().to_owned();
+        let spec = &run["spec"];
+        if name == "allowed" {
+            apply_checked(ns, &name, spec).expect("the run the shared project is for");
+            continue;
+        }
+        let message = refused_alike(&client, ns, &labels, &name, spec, &policies).await;
+        assert!(
+            message.contains(&format!(
+                "policy \"{}\" does not allow",
+                shared.metadata.name.as_deref().unwrap()
+            )),
+            "{message}"
+        );
+        side_doors += 1;
+    }
+    assert!(side_doors > 20, "{side_doors}");
+    wait_condition(&runs, "allowed", "Succeeded", "True").await;
+
+    // The rules that allow: every member with an allowed value starts; each refused value
+    // is refused alike.
+    apply_checked(ns, "every-member", &every_member_allowed("ruled")).expect("allowed values");
+    for (case, overrides, part) in every_rule_refusals(&ruled_name) {
+        let spec = project_with("ruled", overrides);
+        let message = refused_alike(
+            &client,
+            ns,
+            &labels,
+            &format!("ruled-{case}"),
+            &spec,
+            &policies,
+        )
+        .await;
+        assert!(message.contains(part.as_str()), "{case}: {message}");
+    }
+    let done = wait_condition(&runs, "every-member", "Succeeded", "True").await;
+    let attempt = done.status.unwrap().start_attempt.unwrap();
+    assert_eq!(attempt.policy.as_deref(), Some(ruled_name.as_str()));
+    let mut expected = vec![
+        uid(&runs, "allowed").await,
+        uid(&runs, "every-member").await,
+    ];
+    let mut started = started_uids(&sim);
+    expected.sort();
+    started.sort();
+    assert_eq!(started, expected, "StartBuild only for the allowed runs");
+
+    // Status: the operator says what each policy leaves open.
+    let api: Api<CodeBuildRunPolicy> = Api::all(client.clone());
+    let status_of = |name: String| {
+        let api = api.clone();
+        async move { api.get(&name).await.ok().and_then(|p| p.status) }
+    };
+    let open_status = support::wait_for_async("the open policy's status", WAIT, POLL, || {
+        status_of(open_name.clone())
+    })
+    .await;
+    assert_eq!(open_status, evaluate::policy_status(&open));
+    assert!(
+        open_status
+            .unconstrained_overrides
+            .contains(&"environmentVariablesOverride".to_owned())
+    );
+    assert!(
+        !open_status
+            .unconstrained_overrides
+            .contains(&"artifactsOverride".to_owned())
+    );
+    assert!(
+        open_status
+            .warning
+            .as_deref()
+            .unwrap()
+            .contains("overrides.parameterNames, overrides.secrets)"),
+        "{open_status:?}"
+    );
+    for p in [&shared, &ruled] {
+        let status = support::wait_for_async("a locked-down policy's status", WAIT, POLL, || {
+            status_of(p.metadata.name.clone().unwrap())
+        })
+        .await;
+        assert!(status.unconstrained_overrides.is_empty(), "{status:?}");
+        assert_eq!(status.warning, None);
+        assert_eq!(status.observed_generation, p.metadata.generation);
+    }
+    let printed = kubectl_ok(&["get", "codebuildrunpolicy", &open_name]);
+    assert!(
+        printed.contains("UNCONSTRAINED") && printed.contains("environmentVariablesOverride"),
+        "{printed}"
+    );
+    // Closing what is left open clears the warning.
+    let mut spec = serde_json::to_value(&open.spec).unwrap();
+    spec["overrides"] = json!({"allowed": ["sourceVersion"]});
+    let closed = set.apply(&open_name, spec).await;
+    support::wait_for_async("the warning cleared", WAIT, POLL, || {
+        let status_of = status_of(open_name.clone());
+        let generation = closed.metadata.generation;
+        async move {
+            status_of.await.filter(|s| {
+                s.observed_generation == generation && s.unconstrained_overrides.is_empty()
+            })
+        }
+    })
+    .await;
+    drop(set);
 }

@@ -16,9 +16,13 @@
 //! - `variables.region`: `spec.operator.region`, else the operator's Region (inlined);
 //! - `variables.labels`: the namespace's labels (`{}` when it has none);
 //! - `variables.used`: the StartBuild members the run sets (not null), in member order;
+//! - `variables.<member>_<rule>`: the values of a member a value rule reads (the
+//!   `rules::Constraint::subjects_cel` of each rule some policy sets), rendered once for
+//!   all policies and only evaluated when a check reads them;
 //! - per policy `p<i>` (policies sorted by name): `p<i>_selects` (its namespace selector),
-//!   `p<i>_covers` (selects, and names the project in the Region), `p<i>_gaps` (what it
-//!   refuses of the overrides, in member order);
+//!   `p<i>_covers` (selects, and names the project in the Region),
+//!   `p<i>_refused_<member>_<rule>` (the values of a member one of its rules refuses),
+//!   `p<i>_gaps` (what it refuses of the overrides, in member order);
 //! - `variables.allowed`: some policy covers the run with no gap; otherwise the message is
 //!   the first that applies of: no policy for the namespace, none for the project and
 //!   Region, the gaps of every covering policy.
@@ -33,6 +37,7 @@
 //! operator keeps attempts in status now, and nobody may plant one the operator might read
 //! (it never trusts one for more than a reason to search, but it says so loudly).
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use k8s_openapi::api::admissionregistration::v1::{
@@ -44,8 +49,9 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::core::Expression;
 use serde_json::Value;
 
-use super::evaluate::{self, VALUE_RULES};
+use super::evaluate;
 use super::glob;
+use super::rules::{CONSTRAINTS, Check, Constraint, DOT_SEGMENT_REGEX};
 use crate::api::FIELD_MANAGER;
 use crate::api::{CodeBuildRunPolicy, GROUP, START_ATTEMPT_ANNOTATION, override_members};
 
@@ -94,6 +100,7 @@ pub fn render(
     let request_changed = update_condition(&override_members(), default_region);
     let annotation_changed = annotation_changed();
     let mut variables = run_variables(&request_changed, default_region);
+    variables.extend(subject_variables(&sorted));
     for (i, policy) in sorted.iter().enumerate() {
         variables.extend(policy_variables(i, policy));
     }
@@ -258,8 +265,8 @@ fn refusal_message(no_policies: bool) -> String {
     )
 }
 
-/// The variables of the policy at index `i`: selects, covers, (the first refused secondary
-/// source, when constrained), gaps.
+/// The variables of the policy at index `i`: selects, covers, the subjects each of its
+/// value rules refuses, gaps.
 fn policy_variables(i: usize, policy: &CodeBuildRunPolicy) -> Vec<Variable> {
     let spec = &policy.spec;
     let mut covers = format!(
@@ -274,14 +281,15 @@ fn policy_variables(i: usize, policy: &CodeBuildRunPolicy) -> Vec<Variable> {
         variable(&format!("p{i}_selects"), selector(&spec.namespace_selector)),
         variable(&format!("p{i}_covers"), covers),
     ];
-    out.extend(gap_variables(i, policy));
+    out.extend(gaps_variables(i, policy));
     out
 }
 
 /// What the policy at index `i` says of each member, in member order (as
 /// `evaluate::override_gaps`): a member it does not allow is a gap; a member it allows
-/// whose values it constrains is a gap when the (first) value is refused.
-fn gap_variables(i: usize, policy: &CodeBuildRunPolicy) -> Vec<Variable> {
+/// whose values it constrains is a gap when one of its rules refuses. The refused subjects
+/// come first, in their own variables.
+fn gaps_variables(i: usize, policy: &CodeBuildRunPolicy) -> Vec<Variable> {
     let name = policy_name(policy);
     let rules = policy.spec.overrides.as_ref();
     let members = override_members();
@@ -324,8 +332,18 @@ fn gap_variables(i: usize, policy: &CodeBuildRunPolicy) -> Vec<Variable> {
     out
 }
 
-/// The value rules of the policy at index `i` for the `allowed` members it constrains: the
-/// helper variables they need, and per member the CEL giving its refusal ("" when allowed).
+/// One constraint of one policy in CEL: when it refuses, the refusal, and the variable that
+/// holds the refused subjects (for the checks over subjects).
+struct Branch {
+    refuses: String,
+    message: String,
+    helper: Option<Variable>,
+}
+
+/// The value rules of the policy at index `i` for the `allowed` members it constrains,
+/// member by member (in member order): the CEL giving the member's refusal, or "" when
+/// every rule holds, and the helper variables it reads. As `evaluate::override_gaps`, the
+/// first rule of a member that refuses names the gap.
 fn value_checks(
     i: usize,
     policy: &CodeBuildRunPolicy,
@@ -333,45 +351,150 @@ fn value_checks(
 ) -> (Vec<Variable>, Vec<(&'static str, String)>) {
     let name = policy_name(policy);
     let mut helpers = Vec::new();
-    let mut checks = Vec::new();
-    let Some(rules) = policy.spec.overrides.as_ref() else {
-        return (helpers, checks);
-    };
-    for (member, rule) in VALUE_RULES {
-        let Some(patterns) = rule.patterns(rules).filter(|_| allowed.contains(member)) else {
-            continue;
-        };
-        let message = |value: &str| {
-            template(
-                &evaluate::value_not_allowed(name, member, VALUE_HOLE, patterns),
-                &[(VALUE_HOLE, value.to_owned())],
-            )
-        };
-        let check = if *member == "secondarySourcesOverride" {
-            let var = format!("p{i}_secondary");
-            helpers.push(variable(
-                &var,
-                format!(
-                    "object.spec.{member}.filter(s, has(s.location) && s.location != null && \
-                     !{})",
-                    any_matches(patterns, "s.location")
-                ),
-            ));
-            format!(
-                "size(variables.{var}) > 0 ? {} : \"\"",
-                message(&format!("variables.{var}[0].location"))
-            )
-        } else {
-            let value = format!("object.spec.{member}");
-            format!(
-                "!{} ? {} : \"\"",
-                any_matches(patterns, &value),
-                message(&value)
-            )
-        };
-        checks.push((*member, check));
+    let mut per_member: Vec<(&'static str, Vec<(String, String)>)> = Vec::new();
+    for (constraint, check) in checked(policy, allowed) {
+        let branch = check_cel(i, name, constraint, &check);
+        helpers.extend(branch.helper);
+        let branch = (branch.refuses, branch.message);
+        match per_member.last_mut() {
+            Some((member, branches)) if *member == constraint.member() => branches.push(branch),
+            _ => per_member.push((constraint.member(), vec![branch])),
+        }
     }
+    let checks = per_member
+        .into_iter()
+        .map(|(member, branches)| {
+            let mut cel = "\"\"".to_owned();
+            for (refuses, message) in branches.iter().rev() {
+                // CEL allows no unparenthesised conditional between `?` and `:`.
+                cel = format!("{refuses} ? ({message}) : ({cel})");
+            }
+            (member, cel)
+        })
+        .collect();
     (helpers, checks)
+}
+
+/// The constraints `policy` checks among the `allowed` members, in `CONSTRAINTS` order.
+fn checked<'p>(policy: &'p CodeBuildRunPolicy, allowed: &[&str]) -> Vec<(Constraint, Check<'p>)> {
+    let Some(rules) = policy.spec.overrides.as_ref() else {
+        return Vec::new();
+    };
+    CONSTRAINTS
+        .iter()
+        .filter(|c| allowed.contains(&c.member()))
+        .filter_map(|c| c.check(rules).map(|check| (*c, check)))
+        .collect()
+}
+
+/// One constraint of the policy at index `i` as CEL (the member is set and not null).
+fn check_cel(i: usize, policy: &str, constraint: Constraint, check: &Check<'_>) -> Branch {
+    let member = constraint.member();
+    let value = format!("object.spec.{member}");
+    match check {
+        Check::AtMost(max) => Branch {
+            refuses: format!("{value} > {max}"),
+            message: template(
+                &evaluate::above_maximum(policy, member, VALUE_HOLE, *max),
+                &[(VALUE_HOLE, format!("string({value})"))],
+            ),
+            helper: None,
+        },
+        Check::NotTrue => Branch {
+            refuses: format!("{value} == true"),
+            message: template(
+                &evaluate::flag_not_allowed(policy, member, constraint.rule()),
+                &[],
+            ),
+            helper: None,
+        },
+        Check::Patterns(patterns) => {
+            let ok = any_matches(patterns, "s");
+            subject_check(i, policy, constraint, &ok, patterns, false)
+        }
+        Check::Paths(patterns) => {
+            let ok = any_matches(patterns, "s");
+            subject_check(i, policy, constraint, &ok, patterns, true)
+        }
+        Check::OneOf(values) => {
+            let one_of = format!("(s in {})", list(values.iter().map(|v| cel_string(v))));
+            subject_check(i, policy, constraint, &one_of, values, false)
+        }
+    }
+}
+
+/// A check over the constraint's subjects (`variables.<member>_<rule>`): the subjects it
+/// refuses (not `ok`, CEL over `s`; or with `paths`, with a `..` segment) are kept in the
+/// variable `p<i>_refused_<member>_<rule>`, and the refusal names the first.
+fn subject_check<S: AsRef<str>>(
+    i: usize,
+    policy: &str,
+    constraint: Constraint,
+    ok: &str,
+    allowed: &[S],
+    paths: bool,
+) -> Branch {
+    let dot = |s: &str| format!("{s}.matches({})", cel_string(DOT_SEGMENT_REGEX));
+    let bad = if paths {
+        format!("{} || !{ok}", dot("s"))
+    } else {
+        format!("!{ok}")
+    };
+    let refused = format!("p{i}_refused_{}", subjects_variable(constraint));
+    let helper = variable(
+        &refused,
+        format!(
+            "variables.{}.filter(s, {bad})",
+            subjects_variable(constraint)
+        ),
+    );
+    let first = format!("variables.{refused}[0]");
+    let what = constraint.what();
+    let not_allowed = template(
+        &evaluate::value_not_allowed(policy, what, VALUE_HOLE, allowed),
+        &[(VALUE_HOLE, first.clone())],
+    );
+    let message = if paths {
+        let dotted = template(
+            &evaluate::dot_segment_not_allowed(policy, what, VALUE_HOLE),
+            &[(VALUE_HOLE, first.clone())],
+        );
+        format!("{} ? {dotted} : {not_allowed}", dot(&first))
+    } else {
+        not_allowed
+    };
+    Branch {
+        refuses: format!("size(variables.{refused}) > 0"),
+        message,
+        helper: Some(helper),
+    }
+}
+
+/// The variable holding the subjects of `constraint`.
+fn subjects_variable(constraint: Constraint) -> String {
+    format!("{}_{}", constraint.member(), constraint.rule())
+}
+
+/// The subjects the policies' checks read, each rendered once (variables are lazy: a list
+/// is only built when a check of a member the run sets reads it).
+fn subject_variables(sorted: &[&CodeBuildRunPolicy]) -> Vec<Variable> {
+    let members = override_members();
+    let needed: BTreeSet<Constraint> = sorted
+        .iter()
+        .flat_map(|p| {
+            let rules = p.spec.overrides.as_ref();
+            let allowed: Vec<&str> = (members.iter().map(String::as_str))
+                .filter(|m| evaluate::member_allowed(rules, m))
+                .collect();
+            checked(p, &allowed)
+        })
+        .filter(|(_, check)| !matches!(check, Check::AtMost(_) | Check::NotTrue))
+        .map(|(c, _)| c)
+        .collect();
+    needed
+        .into_iter()
+        .map(|c| variable(&subjects_variable(c), c.subjects_cel()))
+        .collect()
 }
 
 /// The label selector as CEL over `variables.labels`, term by term as kube-core parsed it
@@ -438,7 +561,8 @@ fn region_of(obj: &str, default_region: &str) -> String {
 /// few dozen map lookups, and never compares whole specs.
 fn update_condition(members: &[String], default_region: &str) -> String {
     let presence = |obj: &str| format!("(m in {obj}.spec && {obj}.spec[m] != null)");
-    let values = list(VALUE_RULES.iter().map(|(m, _)| cel_string(m)));
+    let constrained: BTreeSet<&str> = CONSTRAINTS.iter().map(|c| c.member()).collect();
+    let values = list(constrained.iter().map(|m| cel_string(m)));
     format!(
         "request.operation != \"UPDATE\" || \
          object.spec.projectName != oldObject.spec.projectName || \
@@ -820,8 +944,8 @@ mod tests {
             );
             assert!(!RESERVED.contains(&m.as_str()), "{m}");
         }
-        for (m, _) in VALUE_RULES {
-            assert!(override_members().iter().any(|o| o == m), "{m}");
+        for c in CONSTRAINTS {
+            assert!(override_members().iter().any(|o| o == c.member()), "{c:?}");
         }
     }
 
@@ -900,16 +1024,38 @@ mod tests {
         let secondary = gaps.find("m == \"secondarySourcesOverride\"").unwrap();
         assert!(image < secondary, "{gaps}");
         assert!(!gaps.contains("m == \"serviceRoleOverride\""), "{gaps}");
-        assert!(gaps.contains(r#"!false ? "policy \"a\" does not allow imageOverride \"" + (object.spec.imageOverride) + "\" (allowed: none)""#), "{gaps}");
+        assert!(
+            gaps.contains(
+                r#"m == "imageOverride" ? (size(variables.p0_refused_imageOverride_images) > 0 ? ("policy \"a\" does not allow imageOverride \"" + (variables.p0_refused_imageOverride_images[0]) + "\" (allowed: none)") : ("")) : "#
+            ),
+            "{gaps}"
+        );
         assert!(
             gaps.contains(
                 r#"!(m in ["imageOverride", "secondarySourcesOverride", "sourceVersion"])"#
             ),
             "{gaps}"
         );
+        // The subjects each check reads, once, and only those of checked members; the ones
+        // each policy refuses.
         assert_eq!(
-            var(&vap, "p0_secondary"),
-            r#"object.spec.secondarySourcesOverride.filter(s, has(s.location) && s.location != null && !(s.location.matches("^(?s)https://x/.*$")))"#
+            var(&vap, "p0_refused_imageOverride_images"),
+            "variables.imageOverride_images.filter(s, !false)"
+        );
+        assert_eq!(
+            var(&vap, "imageOverride_images"),
+            "[object.spec.imageOverride]"
+        );
+        assert_eq!(
+            var(&vap, "secondarySourcesOverride_sourceLocations"),
+            r#"object.spec.secondarySourcesOverride.filter(s, (has(s.location) && s.location != null)).map(s, s.location)"#
+        );
+        let names: Vec<&str> = (spec(&vap).variables.iter().flatten())
+            .map(|v| v.name.as_str())
+            .collect();
+        assert!(
+            !names.contains(&"serviceRoleOverride_serviceRoles"),
+            "{names:?}"
         );
         // Everything allowed, nothing constrained: no gap can arise.
         p.spec.overrides = Some(OverrideRules {
@@ -917,6 +1063,70 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(var(&render("v", &[&p], "us-east-1"), "p0_gaps"), "[]");
+    }
+
+    #[test]
+    fn caps_flags_enumerations_and_locations() {
+        let mut p = policy("a", &["*"]);
+        p.spec.overrides = Some(
+            serde_json::from_value(serde_json::json!({
+                "allowed": ["*"],
+                "maxTimeoutInMinutes": 60,
+                "privilegedMode": false,
+                "debugSessions": true,
+                "computeTypes": ["BUILD_GENERAL1_SMALL"],
+                "cacheLocations": ["c/*"],
+                "environmentVariableNames": ["A"],
+                "environmentVariableTypes": ["PLAINTEXT"],
+            }))
+            .unwrap(),
+        );
+        let vap = render("v", &[&p], "us-east-1");
+        let gaps = var(&vap, "p0_gaps");
+        assert!(
+            gaps.contains(r#"m == "timeoutInMinutesOverride" ? (object.spec.timeoutInMinutesOverride > 60 ? ("policy \"a\" does not allow timeoutInMinutesOverride " + (string(object.spec.timeoutInMinutesOverride)) + " (at most 60)") : ("")) : "#),
+            "{gaps}"
+        );
+        assert!(
+            gaps.contains(r#"m == "privilegedModeOverride" ? (object.spec.privilegedModeOverride == true ? ("policy \"a\" does not allow privilegedModeOverride true (privilegedMode is false)") : ("")) : "#),
+            "{gaps}"
+        );
+        // debugSessions: true allows both values: no check.
+        assert!(!gaps.contains("debugSessionEnabled"), "{gaps}");
+        assert_eq!(
+            var(&vap, "p0_refused_computeTypeOverride_computeTypes"),
+            r#"variables.computeTypeOverride_computeTypes.filter(s, !(s in ["BUILD_GENERAL1_SMALL"]))"#
+        );
+        // Locations: a `..` segment or no match; the message says which.
+        assert_eq!(
+            var(&vap, "p0_refused_cacheOverride_cacheLocations"),
+            r#"variables.cacheOverride_cacheLocations.filter(s, s.matches("(^|/)\\.\\.(/|$)") || !(s.matches("^(?s)c/.*$")))"#
+        );
+        assert!(gaps.contains("(a location may not hold a"), "{gaps}");
+        // Two rules of one member: names first, then types.
+        let names = gaps
+            .find("p0_refused_environmentVariablesOverride_environmentVariableNames) > 0")
+            .unwrap();
+        let types = gaps
+            .find("p0_refused_environmentVariablesOverride_environmentVariableTypes) > 0")
+            .unwrap();
+        assert!(names < types, "{gaps}");
+        // Caps and flags read the member itself: no subject variables.
+        let variables: Vec<&str> = (spec(&vap).variables.iter().flatten())
+            .map(|v| v.name.as_str())
+            .collect();
+        assert!(
+            !variables
+                .iter()
+                .any(|v| v.starts_with("timeoutInMinutesOverride_")
+                    || v.starts_with("privilegedModeOverride_")),
+            "{variables:?}"
+        );
+        // Every member with a rule is in the UPDATE condition's list of compared members.
+        let condition = &spec(&vap).match_conditions.as_ref().unwrap()[0].expression;
+        for c in CONSTRAINTS {
+            assert!(condition.contains(&cel_string(c.member())), "{c:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! What the controller decides with: every CodeBuildRunPolicy and the labels of every
 //! namespace, kept by two watches, plus a signal that fires whenever either changes (so runs
-//! refused or waiting are looked at again, and the admission policy is re-rendered).
+//! refused or waiting are looked at again, and the admission policy is re-rendered). The
+//! leader also keeps each policy's status: which members it allows that name resources
+//! without their value rules.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,16 +10,16 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, PartialObjectMeta};
+use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{Decision, RunRequest, admission, evaluate};
-use crate::api::CodeBuildRunPolicy;
+use crate::api::{CodeBuildRunPolicy, FIELD_MANAGER};
 
 /// How long policy changes are gathered before the admission policy is rendered again.
 const ADMISSION_SETTLE: Duration = Duration::from_millis(200);
@@ -111,13 +113,15 @@ impl Policies {
 
 impl Policies {
     /// Keeps the ValidatingAdmissionPolicy `name` rendered from the current policies (the
-    /// chart binds it), until the future is dropped. Call it only where this replica leads:
-    /// standbys must not write.
+    /// chart binds it), and each policy's status (see [`Policies::write_statuses`]), until
+    /// the future is dropped. Call it only where this replica leads: standbys must not
+    /// write.
     pub async fn keep_admission_policy(self, client: Client, name: String, default_region: String) {
         let mut changes = self.policy_changes.clone();
         let mut delay = ADMISSION_RETRY_MIN;
         loop {
             let all = self.all();
+            self.write_statuses(&client, &all).await;
             let refs: Vec<&CodeBuildRunPolicy> = all.iter().map(AsRef::as_ref).collect();
             let vap = admission::render(&name, &refs, &default_region);
             match admission::apply(&client, &vap).await {
@@ -143,6 +147,47 @@ impl Policies {
     }
 }
 
+impl Policies {
+    /// Writes the status of every policy in `all` whose status is not what
+    /// `evaluate::policy_status` says (server-side apply on the status subresource, field
+    /// manager `codebuild-operator`), logging a warning for each policy that allows members
+    /// naming resources without their value rules. Returns how many it wrote; a failed
+    /// write is logged and tried again at the next policy change. Needs `patch` on
+    /// `codebuildrunpolicies/status`.
+    pub async fn write_statuses(&self, client: &Client, all: &[Arc<CodeBuildRunPolicy>]) -> usize {
+        let api: Api<CodeBuildRunPolicy> = Api::all(client.clone());
+        let mut written = 0;
+        for policy in all {
+            let desired = evaluate::policy_status(policy);
+            if policy.status.as_ref() == Some(&desired) {
+                continue;
+            }
+            let name = policy.name_any();
+            if let Some(warning) = &desired.warning {
+                warn!(policy = %name, "CodeBuildRunPolicy {warning}");
+            }
+            let patch = serde_json::json!({
+                "apiVersion": CodeBuildRunPolicy::api_version(&()),
+                "kind": CodeBuildRunPolicy::kind(&()),
+                "status": desired,
+            });
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            match api
+                .patch_status(&name, &params, &Patch::Apply(&patch))
+                .await
+            {
+                Ok(_) => written += 1,
+                // Deleted since: nothing to describe.
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(error) => {
+                    warn!(policy = %name, %error, "could not write the CodeBuildRunPolicy status")
+                }
+            }
+        }
+        written
+    }
+}
+
 /// Runs a watch of `api` into `writer` on the current runtime, bumping each of `notify` on
 /// every event (only a new, changed or deleted policy or namespace label can change a
 /// decision; bumping on every event is still cheap).
@@ -152,7 +197,7 @@ fn spawn_watch<K>(
     notify: Vec<Arc<watch::Sender<u64>>>,
     what: &'static str,
 ) where
-    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     tokio::spawn(
