@@ -17,7 +17,11 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::Client;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -82,6 +86,16 @@ impl Leadership {
     }
 }
 
+/// The Kubernetes clients of an election: `lease` for the Lease calls (short request
+/// timeouts), `watch` for watching the Lease (a long-lived request).
+#[derive(Clone)]
+pub struct ElectionClients {
+    /// Lease reads and writes.
+    pub lease: Client,
+    /// The watch on the Lease that lets a standby take a released lease at once.
+    pub watch: Client,
+}
+
 /// A running election. [`Election::stop`] ends it and releases the lease if held.
 pub struct Election {
     stop_tx: watch::Sender<bool>,
@@ -92,7 +106,7 @@ impl Election {
     /// Starts campaigning for the lease in the background. `known` opens once the Lease has
     /// been read, i.e. once this replica knows whether it leads.
     pub fn start(
-        client: Client,
+        clients: ElectionClients,
         settings: LeaseSettings,
         metrics: std::sync::Arc<Metrics>,
         known: Gate,
@@ -100,7 +114,7 @@ impl Election {
         let (tx, rx) = watch::channel(false);
         let (stop_tx, stop_rx) = watch::channel(false);
         metrics.set_leader(false);
-        let task = tokio::spawn(campaign(client, settings, metrics, known, tx, stop_rx));
+        let task = tokio::spawn(campaign(clients, settings, metrics, known, tx, stop_rx));
         (Leadership { rx: Some(rx) }, Election { stop_tx, task })
     }
 
@@ -137,7 +151,7 @@ pub fn default_identity() -> String {
 }
 
 async fn campaign(
-    client: Client,
+    clients: ElectionClients,
     settings: LeaseSettings,
     metrics: std::sync::Arc<Metrics>,
     known: Gate,
@@ -145,34 +159,29 @@ async fn campaign(
     mut stop: watch::Receiver<bool>,
 ) {
     let lease = format!("{}/{}", settings.namespace, settings.name);
-    let manager = loop {
-        let built = LeaseManagerBuilder::new(client.clone(), &settings.name)
-            .with_namespace(&settings.namespace)
-            .with_identity(&settings.identity)
-            .with_duration(LEASE_DURATION_SECS)
-            .with_grace(LEASE_GRACE_SECS)
-            .build()
-            .await;
-        match built {
-            Ok(manager) => break manager,
-            Err(error) => {
-                warn!(%lease, %error, retry_in = ?RETRY_DELAY, "cannot read or create the leader lease");
-                tokio::select! {
-                    _ = tokio::time::sleep(RETRY_DELAY) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-            }
-        }
+    let Some(mut manager) = lease_manager(&clients.lease, &settings, &mut stop).await else {
+        return;
     };
     known.open();
     info!(%lease, identity = %settings.identity,
         "leader election: standby until this replica holds the lease (watch caches are kept warm)");
+    let mut freed = Box::pin(lease_freed(clients.watch.clone(), &settings));
     loop {
+        let leading = *tx.borrow();
         let changed = tokio::select! {
-            changed = manager.changed() => changed,
+            changed = manager.changed() => Some(changed),
+            // A standby learns of a released lease at once (the manager alone would wait
+            // for it to expire): a fresh manager reads it free and takes it.
+            Some(()) = freed.next(), if !leading => None,
             _ = stop.wait_for(|s| *s) => break,
         };
-        let leading = *tx.borrow();
+        let Some(changed) = changed else {
+            match lease_manager(&clients.lease, &settings, &mut stop).await {
+                Some(fresh) => manager = fresh,
+                None => break,
+            }
+            continue;
+        };
         match changed {
             Ok(true) => {
                 info!(%lease, identity = %settings.identity, "acquired the leader lease: leading");
@@ -192,6 +201,58 @@ async fn campaign(
     }
     let leading = *tx.borrow();
     release(&manager, &lease, leading).await;
+}
+
+/// A lease manager with the Lease as it is now (created when missing); None when stopped
+/// before the Lease could be read.
+async fn lease_manager(
+    client: &Client,
+    settings: &LeaseSettings,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<LeaseManager> {
+    let lease = format!("{}/{}", settings.namespace, settings.name);
+    loop {
+        let built = LeaseManagerBuilder::new(client.clone(), &settings.name)
+            .with_namespace(&settings.namespace)
+            .with_identity(&settings.identity)
+            .with_duration(LEASE_DURATION_SECS)
+            .with_grace(LEASE_GRACE_SECS)
+            .build()
+            .await;
+        match built {
+            Ok(manager) => return Some(manager),
+            Err(error) => {
+                warn!(%lease, %error, retry_in = ?RETRY_DELAY, "cannot read or create the leader lease");
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY_DELAY) => {}
+                    _ = stop.wait_for(|s| *s) => return None,
+                }
+            }
+        }
+    }
+}
+
+/// A stream that yields whenever the Lease is seen without a holder (released, or just
+/// created): the moment a standby should try to take it.
+fn lease_freed(client: Client, settings: &LeaseSettings) -> impl Stream<Item = ()> + Send {
+    let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", settings.name));
+    watcher(api, config)
+        .default_backoff()
+        .applied_objects()
+        .filter_map(|lease| {
+            let free = match lease {
+                Ok(lease) => lease
+                    .spec
+                    .and_then(|s| s.holder_identity)
+                    .is_none_or(|h| h.is_empty()),
+                Err(error) => {
+                    warn!(%error, "watching the leader lease");
+                    false
+                }
+            };
+            std::future::ready(free.then_some(()))
+        })
 }
 
 async fn release(manager: &LeaseManager, lease: &str, leading: bool) {

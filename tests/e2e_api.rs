@@ -449,6 +449,33 @@ fn more_than_12_secondary_sources_are_refused() {
     );
 }
 
+/// Every field the operator copies into its own writes is bounded: an idempotency token over
+/// 128 characters (one of 256 KiB once wedged a run: its claim was refused) is refused at
+/// `kubectl apply`.
+#[test]
+fn an_overlong_idempotency_token_is_refused() {
+    let ns = TestNamespace::new("api-token");
+    let token = "t".repeat(129);
+    let text = refused(
+        &ns,
+        &manifest(
+            "token",
+            json!({"projectName": "my-app", "idempotencyToken": token}),
+        ),
+    );
+    assert_mentions(
+        &text,
+        &["spec.idempotencyToken", "may not be more than 128 bytes"],
+    );
+    created(
+        &ns,
+        &manifest(
+            "token-ok",
+            json!({"projectName": "my-app", "idempotencyToken": "t".repeat(128)}),
+        ),
+    );
+}
+
 #[test]
 fn negative_git_clone_depth_is_refused() {
     let ns = TestNamespace::new("api-depth");

@@ -722,8 +722,21 @@ fn leader_election_one_replica_reconciles_and_the_standby_takes_over() {
     );
     assert_eq!(sim.state().starts().len(), 1);
 
-    // A crash: the lease is not released, so the standby takes over once it expires.
+    // A crash: the lease is not released, so the standby takes over once it expires: within
+    // the lease duration (15 s) and a poll of its own.
+    let crashed = std::time::Instant::now();
     operators[leader].kill();
+    let took = wait_for(
+        "the standby to lead",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            (sample(&scrape(ports[standby]), "codebuild_operator_leader") == 1.0)
+                .then(|| crashed.elapsed())
+        },
+    );
+    println!("SIGKILL of the leader to the standby leading: {took:?}");
+    assert!(took <= Duration::from_secs(15 + 2), "took {took:?}");
     create_run(&ns, "second");
     wait_succeeded(&ns, "second", "90s");
     assert!(
@@ -1058,5 +1071,84 @@ fn policy_enforcement_with_the_charts_rbac_and_admission_policy() {
     assert!(
         !gone.status.success(),
         "the admission policy outlived helm uninstall"
+    );
+}
+
+/// A rolling update costs no more than a normal reconcile delay: SIGTERM releases the
+/// lease, and the standby (watching the Lease) takes it at once instead of waiting for it
+/// to expire, so a run created meanwhile gets its build id within seconds.
+#[test]
+fn a_standby_takes_a_released_lease_at_once() {
+    let ns = TestNamespace::new("handover");
+    let rt = runtime();
+    let sim = simulator(&rt);
+    let lease = format!("e2e-{}", support::random_suffix(6));
+    let ports = [free_port(), free_port()];
+    let start = |port: u16, pod: &str| {
+        let address = format!("127.0.0.1:{port}");
+        OperatorProcess::start_with_env(
+            ns.name(),
+            &sim.endpoint(),
+            &[
+                "--metrics-address",
+                &address,
+                "--leader-election",
+                "--lease-name",
+                &lease,
+                "--lease-namespace",
+                ns.name(),
+            ],
+            &[("POD_NAME", pod)],
+        )
+    };
+    let mut operators = [start(ports[0], "replica-a"), start(ports[1], "replica-b")];
+    for port in ports {
+        wait_status(port, "/readyz", 200);
+    }
+    let leader = wait_for(
+        "one replica to lead",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let leading: Vec<usize> = (0..2)
+                .filter(|i| sample(&scrape(ports[*i]), "codebuild_operator_leader") == 1.0)
+                .collect();
+            (leading.len() == 1).then(|| leading[0])
+        },
+    );
+    let standby = 1 - leader;
+    let sigterm = std::time::Instant::now();
+    let status = operators[leader].terminate();
+    assert!(status.success(), "{status}");
+    create_run(&ns, "during-handover");
+    let took = wait_for(
+        "a build id after the handover",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || {
+            let id = kubectl_ok(&[
+                "get",
+                "cbr/during-handover",
+                "-n",
+                ns.name(),
+                "-o",
+                "jsonpath={.status.buildId}",
+            ]);
+            (!id.is_empty()).then(|| sigterm.elapsed())
+        },
+    );
+    assert!(
+        operators[standby]
+            .log()
+            .contains("acquired the leader lease"),
+        "{}",
+        operators[standby].log_tail(30)
+    );
+    println!("SIGTERM of the leader to the build id of a run created meanwhile: {took:?}");
+    // The lease lasts 15 s: waiting for it to expire would take more than 10 s.
+    assert!(
+        took <= Duration::from_secs(2),
+        "handover took {took:?}:\n{}",
+        operators[standby].log_tail(30)
     );
 }

@@ -406,3 +406,35 @@ async fn lost_starts_at_the_edge_of_the_token_window_never_give_a_second_build()
     }
     assert_eq!(trials, 50);
 }
+
+/// A token belongs to one run: a second run with the same `idempotencyToken` (a different
+/// object, so a different marker) is refused by CodeBuild, and the run says which run holds
+/// the token instead of CodeBuild's bare "parameter mismatch".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_sharing_a_token_are_told_which_run_holds_it() {
+    let world = world("token", SimConfig::default(), &[]).await;
+    let spec = json!({"projectName": "my-app", "idempotencyToken": "release-42"});
+    world.create("first", spec.clone()).await;
+    wait_for_async(
+        "the first run to start",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            let run = world.get("first").await;
+            run.status.and_then(|s| s.build.build_id)
+        },
+    )
+    .await;
+    world.create("second", spec).await;
+    let run = world
+        .wait_condition("second", "Stalled", "True", Duration::from_secs(30))
+        .await;
+    let stalled = condition(&run, "Stalled").unwrap();
+    assert_eq!(stalled.reason, "IdempotencyTokenInUse");
+    assert!(
+        stalled.message.contains("is already used by run first"),
+        "{}",
+        stalled.message
+    );
+    assert_eq!(world.builds_per_uid().len(), 1, "no second build");
+}

@@ -34,6 +34,10 @@ use support::fake::{FakeCodeBuild, build, run_json as run_object};
 struct ApiFaults {
     /// Answer this many writes (not Events) with 409 Conflict.
     conflicts: u32,
+    /// Answer this many writes (not Events) with 422 Invalid.
+    invalid: u32,
+    /// Other runs a LIST of the namespace's runs returns besides the run itself.
+    neighbours: Vec<Value>,
 }
 
 /// Answers every request plausibly and logs `k8s METHOD PATH` plus the body.
@@ -60,18 +64,34 @@ fn fake_apiserver(
             if method != "GET" {
                 bodies.lock().unwrap().push(body.clone());
             }
-            let conflict = {
+            let (conflict, invalid) = {
                 let mut faults = faults.lock().unwrap();
-                let hit = method != "GET" && !event && faults.conflicts > 0;
-                if hit {
+                let write = method != "GET" && !event;
+                let conflict = write && faults.conflicts > 0;
+                if conflict {
                     faults.conflicts -= 1;
                 }
-                hit
+                let invalid = write && !conflict && faults.invalid > 0;
+                if invalid {
+                    faults.invalid -= 1;
+                }
+                (conflict, invalid)
             };
+            let list = method == "GET" && path.ends_with("/codebuildruns");
             let (code, answer) = if conflict {
                 (409, conflict_status())
+            } else if invalid {
+                (422, invalid_status())
             } else if event {
                 (200, body)
+            } else if list {
+                let mut items = vec![object.lock().unwrap().clone()];
+                items.extend(faults.lock().unwrap().neighbours.iter().cloned());
+                (
+                    200,
+                    json!({"apiVersion": "codebuild.operator.dev/v1alpha1",
+                             "kind": "CodeBuildRunList", "metadata": {}, "items": items}),
+                )
             } else {
                 (200, apply(&mut object.lock().unwrap(), &path, &body))
             };
@@ -104,6 +124,11 @@ fn apply(obj: &mut Value, path: &str, body: &Value) -> Value {
         }
     }
     obj.clone()
+}
+
+fn invalid_status() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid",
+           "code": 422, "message": "CodeBuildRun.codebuild.operator.dev \"r\" is invalid: status.startAttempt.idempotencyToken: Too long"})
 }
 
 fn conflict_status() -> Value {
@@ -827,4 +852,86 @@ async fn an_annotation_the_operator_wrote_is_searched_for_without_a_warning() {
         "{:?}",
         events(&h)
     );
+}
+
+// === starts paced by the service, tokens that mean one thing ===
+
+#[tokio::test]
+async fn two_runs_with_one_token_name_each_other() {
+    let mut object = run_object(&[FINALIZER], Value::Null);
+    object["spec"]["idempotencyToken"] = json!("release-42");
+    let h = harness(&object, Duration::from_secs(300));
+    let mut other = run_object(&[], Value::Null);
+    other["metadata"]["name"] = json!("other");
+    other["metadata"]["uid"] = json!("uid-2");
+    other["spec"]["idempotencyToken"] = json!("release-42");
+    h.faults.lock().unwrap().neighbours.push(other);
+    *h.aws.start_error.lock().unwrap() = Some(ApiError::new(
+        ErrorKind::InvalidInput,
+        Some("InvalidInputException"),
+        "Idempotency token parameter mismatch: token release-42 was already used with different request parameters",
+    ));
+    reconcile_once(&h, &object).await.unwrap();
+    let stalled = condition(statuses(&h).last().unwrap(), "Stalled").clone();
+    assert_eq!(stalled["status"], "True");
+    assert_eq!(stalled["reason"], "IdempotencyTokenInUse");
+    let message = stalled["message"].as_str().unwrap();
+    assert!(
+        message.contains("is already used by run other"),
+        "{message}"
+    );
+    assert_eq!(
+        events(&h).last().unwrap()["reason"],
+        "IdempotencyTokenInUse"
+    );
+}
+
+#[tokio::test]
+async fn under_the_account_limit_a_run_queues_and_does_not_ask_again_at_once() {
+    let object = run_object(&[FINALIZER], Value::Null);
+    let h = harness(&object, Duration::from_secs(300));
+    *h.aws.start_error.lock().unwrap() = Some(ApiError::new(
+        ErrorKind::AccountLimitExceeded,
+        Some("AccountLimitExceededException"),
+        "Cannot have more than 60 active builds for the account",
+    ));
+    reconcile_once(&h, &object)
+        .await
+        .expect("waiting for capacity is not a failure");
+    let waiting = statuses(&h).last().unwrap().clone();
+    let reconciling = condition(&waiting, "Reconciling");
+    assert_eq!(reconciling["status"], "True");
+    assert_eq!(reconciling["reason"], "AccountLimitExceeded");
+    let message = reconciling["message"].as_str().unwrap();
+    assert!(message.contains("position 1 of 1"), "{message}");
+    // Asked again before the probe interval: no second StartBuild.
+    let fresh: Value = {
+        let mut o = object.clone();
+        o["status"] = waiting.clone();
+        o
+    };
+    reconcile_once(&h, &fresh).await.unwrap();
+    assert_eq!(starts(&h).len(), 1, "{:?}", log(&h));
+}
+
+#[tokio::test]
+async fn a_write_the_apiserver_refuses_as_invalid_is_shown_on_the_run() {
+    let object = run_object(&[FINALIZER], Value::Null);
+    let h = harness(&object, Duration::from_secs(300));
+    h.faults.lock().unwrap().invalid = 1;
+    reconcile_once(&h, &object)
+        .await
+        .expect("a refusal for a reason in the run stalls it, no retry");
+    assert!(starts(&h).is_empty(), "nothing starts without a claim");
+    let shown = statuses(&h).last().unwrap().clone();
+    let stalled = condition(&shown, "Stalled");
+    assert_eq!(
+        (stalled["status"].as_str(), stalled["reason"].as_str()),
+        (Some("True"), Some("KubernetesError"))
+    );
+    assert!(
+        stalled["message"].as_str().unwrap().contains("Too long"),
+        "{stalled}"
+    );
+    assert_eq!(events(&h).last().unwrap()["type"], "Warning");
 }

@@ -62,6 +62,8 @@ pub mod reason {
     pub const BUILD_NOT_FOUND: &str = "BuildNotFound";
     /// The recorded build id is not one CodeBuild can look up.
     pub const INVALID_BUILD_ID: &str = "InvalidBuildId";
+    /// The run's idempotency token was first used with other parameters (another run).
+    pub const TOKEN_IN_USE: &str = "IdempotencyTokenInUse";
     /// The build of a lost StartBuild answer could not be searched to the end.
     pub const BUILD_SEARCH_INCOMPLETE: &str = "BuildSearchIncomplete";
     /// The object changed between the operator's read and its write, more than once.

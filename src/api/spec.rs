@@ -192,10 +192,14 @@ pub struct CodeBuildRunSpec {
     #[schemars(length(min = 1))]
     pub encryption_key_override: Option<String>,
 
-    /// A case-sensitive token that makes StartBuild idempotent: for 5 minutes the same
-    /// token returns the same build. The operator derives one from this object's uid when
-    /// unset; set it only to tie this run to a build started with the same token elsewhere.
+    /// The case-sensitive idempotency token sent with every StartBuild for this run, so a
+    /// repeat after a lost answer returns the same build (CodeBuild honours a token for 5
+    /// minutes). Unset: `codebuild-operator-<uid>`, unique to this object. It cannot adopt a
+    /// build started elsewhere: every request for this run also carries the operator's marker
+    /// variable, so CodeBuild refuses a token first used with other parameters ("Idempotency
+    /// token parameter mismatch"); two runs must not share a token. At most 128 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub idempotency_token: Option<String>,
 
     /// Replaces where the build's logs go (CloudWatch Logs, S3).

@@ -8,10 +8,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig, timeout::TimeoutConfig};
 use aws_sdk_codebuild::Client;
 use aws_sdk_codebuild::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_codebuild::config::retry::RetryPartition;
 use aws_sdk_codebuild::config::{ConfigBag, Intercept, Region, RuntimeComponents};
 use aws_sdk_codebuild::error::BoxError;
 use aws_sdk_codebuild::operation::batch_get_builds::BatchGetBuildsError;
@@ -164,6 +166,16 @@ impl AwsBuildApi {
     }
 }
 
+/// StartBuild calls are paced per target (Region and identity) by the SDK's adaptive retry
+/// mode: a client-side rate that is unlimited until CodeBuild throttles, then backs off and
+/// recovers (CUBIC), in a retry partition of their own per target, so one Region's or one
+/// tenant's throttling never slows another's starts, and polls never slow starts.
+fn start_pacing(target: &Target) -> aws_sdk_codebuild::config::Builder {
+    aws_sdk_codebuild::config::Builder::default()
+        .retry_config(RetryConfig::adaptive())
+        .retry_partition(RetryPartition::new(format!("codebuild-start-{target}")))
+}
+
 impl BuildApi for AwsBuildApi {
     async fn start_build(
         &self,
@@ -247,6 +259,8 @@ impl BuildApi for AwsBuildApi {
                 .set_fleet_override(fleet_override)
                 .set_auto_retry_limit_override(auto_retry_limit_override)
                 .set_host_kernel_override(host_kernel_override)
+                .customize()
+                .config_override(start_pacing(target))
                 .send()
                 .await
                 .map_err(|e| ApiError::from_sdk(&e))

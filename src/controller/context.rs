@@ -14,7 +14,7 @@ use crate::api::CodeBuildRun;
 use crate::codebuild::{BuildApi, ErrorKind};
 use crate::metrics::Metrics;
 use crate::policy::Policies;
-use crate::tracker::BuildCache;
+use crate::tracker::{BuildCache, Capacity};
 
 /// Shared state of the controller.
 pub struct Context<B> {
@@ -32,6 +32,8 @@ pub struct Context<B> {
     pub metrics: Arc<Metrics>,
     /// The CodeBuildRunPolicies to enforce; None when policies are not enforced.
     pub policies: Option<Policies>,
+    /// The queues of starts waiting for an account's build limit (shared with the tracker).
+    pub capacity: Capacity,
     failures: Mutex<HashMap<ObjectRef<CodeBuildRun>, u32>>,
 }
 
@@ -52,6 +54,7 @@ impl<B: BuildApi> Context<B> {
             settings,
             metrics: Arc::default(),
             policies: None,
+            capacity: Capacity::default(),
             failures: Mutex::default(),
         }
     }
@@ -59,6 +62,12 @@ impl<B: BuildApi> Context<B> {
     /// Enforces `policies` before every start.
     pub fn with_policies(mut self, policies: Policies) -> Self {
         self.policies = Some(policies);
+        self
+    }
+
+    /// Queues starts under an account's build limit in `capacity` (the tracker's).
+    pub fn with_capacity(mut self, capacity: Capacity) -> Self {
+        self.capacity = capacity;
         self
     }
 

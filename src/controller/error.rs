@@ -37,12 +37,38 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// CodeBuild refused the run's idempotency token: it was first used with other
+    /// parameters (another run with the same token, or a build started elsewhere).
+    #[error("{aws}: idempotencyToken {token:?} {}", used_by(others))]
+    TokenInUse {
+        /// The token.
+        token: String,
+        /// Other runs of the namespace with the same token.
+        others: Vec<String>,
+        /// CodeBuild's refusal.
+        aws: ApiError,
+    },
     /// The object lacks something the apiserver always sets.
     #[error("object has no {0}")]
     MissingField(&'static str),
     /// The build of a lost StartBuild answer could not be searched to the end.
     #[error("{0}")]
     SearchIncomplete(String),
+}
+
+/// Who else holds a token, in words.
+fn used_by(others: &[String]) -> String {
+    if others.is_empty() {
+        "was first used with other parameters (a token belongs to one run: remove it, or \
+         give this run its own)"
+            .to_owned()
+    } else {
+        format!(
+            "is already used by {} (a token belongs to one run: remove it, or give this run \
+             its own)",
+            others.join(", ")
+        )
+    }
 }
 
 impl Error {
@@ -56,6 +82,7 @@ impl Error {
             Error::PolicyDenied(_) => reason::POLICY_DENIED,
             Error::BuildNotFound(_) => reason::BUILD_NOT_FOUND,
             Error::InvalidBuildId { .. } => reason::INVALID_BUILD_ID,
+            Error::TokenInUse { .. } => reason::TOKEN_IN_USE,
             Error::MissingField(_) => reason::INVALID_OBJECT,
             Error::SearchIncomplete(_) => reason::BUILD_SEARCH_INCOMPLETE,
         }
@@ -66,11 +93,12 @@ impl Error {
     pub fn is_permanent(&self) -> bool {
         match self {
             Error::Aws(e) => e.kind.is_permanent(),
-            Error::Kube(kube::Error::Api(s)) => s.code == 422 || s.code == 400,
+            Error::Kube(kube::Error::Api(s)) => matches!(s.code, 400 | 413 | 422),
             Error::Convert(_)
             | Error::PolicyDenied(_)
             | Error::BuildNotFound(_)
             | Error::InvalidBuildId { .. }
+            | Error::TokenInUse { .. }
             | Error::MissingField(_) => true,
             Error::Kube(_) | Error::SearchIncomplete(_) => false,
         }

@@ -10,6 +10,7 @@
 //! poll. Final and unknown builds cost nothing.
 
 mod cache;
+mod capacity;
 mod pacer;
 mod polling;
 
@@ -32,6 +33,7 @@ use crate::convert::build_info;
 use crate::metrics::Metrics;
 
 pub use cache::{BuildCache, Observation};
+pub use capacity::{Admission, Capacity, RunKey};
 pub use pacer::{Pace, Pacer, paced};
 pub use polling::{Tracked, tracked, well_formed_build_id};
 
@@ -61,6 +63,7 @@ type Trigger = (
 pub struct Tracker<B> {
     codebuild: Arc<B>,
     cache: BuildCache,
+    capacity: Capacity,
     runs: Arc<Mutex<Vec<Store<CodeBuildRun>>>>,
     triggers: Arc<Mutex<Vec<Trigger>>>,
     default_region: String,
@@ -73,6 +76,7 @@ impl<B> Clone for Tracker<B> {
         Tracker {
             codebuild: self.codebuild.clone(),
             cache: self.cache.clone(),
+            capacity: self.capacity.clone(),
             runs: self.runs.clone(),
             triggers: self.triggers.clone(),
             default_region: self.default_region.clone(),
@@ -91,6 +95,7 @@ impl<B: BuildApi> Tracker<B> {
         Tracker {
             codebuild,
             cache: BuildCache::default(),
+            capacity: Capacity::default(),
             runs: Arc::default(),
             triggers: Arc::default(),
             default_region: default_region.into(),
@@ -103,6 +108,18 @@ impl<B: BuildApi> Tracker<B> {
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Queues starts per target under the account's build limit with `capacity` (the
+    /// tracker tells it when builds finish; reconcile asks it before each StartBuild).
+    pub fn with_capacity(mut self, capacity: Capacity) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The queues of starts waiting for the account's build limit.
+    pub fn capacity(&self) -> Capacity {
+        self.capacity.clone()
     }
 
     /// Polls the builds of the runs in `runs` (a controller's watch cache) from the next
@@ -315,6 +332,7 @@ impl<B: BuildApi> Tracker<B> {
             .into_iter()
             .map(|id| (id, Observation::NotFound));
         let mut owners = Vec::new();
+        let mut freed = Vec::new();
         {
             let mut cache = self.cache.lock();
             for (id, observation) in found.chain(missing) {
@@ -322,13 +340,24 @@ impl<B: BuildApi> Tracker<B> {
                     continue;
                 };
                 if cache.get(&id) != Some(&observation) {
+                    if cache.get(&id).is_some_and(Observation::is_live) && !observation.is_live() {
+                        freed.push(t.target.clone());
+                    }
                     cache.insert(id, observation);
                     owners.push(t.owner.clone());
                 }
             }
         }
+        let changed = owners.len();
+        // A build that ended frees a slot of its target's limit: wake the queue's head.
+        let now = Instant::now();
+        for target in freed {
+            if let Some(head) = self.capacity.freed(&target, now) {
+                owners.push(ObjectRef::new(&head.name).within(&head.namespace));
+            }
+        }
         self.trigger(&owners);
-        owners.len()
+        changed
     }
 
     /// Sends each of `owners` to the controllers that watch its namespace.

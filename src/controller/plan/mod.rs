@@ -8,6 +8,7 @@
 //! - [`progress`]: how a build reads as conditions;
 //! - [`hints`]: warnings about how a run is set up.
 
+pub mod capacity;
 pub mod cleanup;
 pub mod follow;
 pub mod hints;

@@ -21,6 +21,7 @@ impl Doing {
 impl<B: BuildApi> Step<'_, B> {
     pub(super) async fn cleanup(&mut self) -> Result<Action, Error> {
         self.doing = Doing::CLEANING_UP;
+        self.ctx.capacity.forget(&self.run_key());
         let observation = self
             .current
             .build

@@ -1,12 +1,13 @@
 //! A run without a build id: the one start sequence (decide, build the request, claim,
 //! StartBuild, record the build), and the searches and cancellation around it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_codebuild::operation::start_build::StartBuildInput;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use tracing::info;
 
@@ -16,9 +17,20 @@ use super::super::recovery;
 use super::{Doing, Error, Step};
 use crate::api::names::{action, reason};
 use crate::api::{BuildInfo, StartAttempt};
-use crate::codebuild::{BuildApi, ErrorKind, Target};
+use crate::codebuild::{ApiError, BuildApi, ErrorKind, Target};
 use crate::convert::{self, build_info, start_build_input};
 use crate::policy::{Decision, RunRequest, hygiene};
+use crate::tracker::{Admission, RunKey};
+
+/// Whether CodeBuild refused a StartBuild because its token was first used with other
+/// parameters.
+fn is_token_mismatch(error: &ApiError) -> bool {
+    error.kind == ErrorKind::InvalidInput
+        && error
+            .message
+            .to_ascii_lowercase()
+            .contains("idempotency token")
+}
 
 /// How soon a run whose namespace the policy watch has not seen yet is looked at again.
 const NAMESPACE_RETRY: Duration = Duration::from_secs(1);
@@ -111,6 +123,13 @@ impl<B: BuildApi> Step<'_, B> {
             None => self.new_attempt(grant)?,
         };
         let input = self.start_input(&attempt)?;
+        let admission =
+            self.ctx
+                .capacity
+                .admit(&self.target_of(&attempt), &self.run_key(), Instant::now());
+        if let Admission::Wait { .. } = admission {
+            return self.wait_for_capacity(&attempt, admission).await;
+        }
         if self.current.start_attempt.as_ref() != Some(&attempt) {
             self.warn_about_setup().await;
         }
@@ -187,14 +206,99 @@ impl<B: BuildApi> Step<'_, B> {
         input: StartBuildInput,
     ) -> Result<Action, Error> {
         self.doing = Doing::STARTING;
-        let build = self
+        let started = self
             .ctx
             .codebuild
             .start_build(&self.target_of(attempt), input)
-            .await?;
+            .await;
+        let target = self.target_of(attempt);
+        let build = match started {
+            Ok(build) => build,
+            Err(e) if is_token_mismatch(&e) => {
+                return Err(self.token_in_use(&attempt.idempotency_token, e).await);
+            }
+            Err(e) if e.kind == ErrorKind::AccountLimitExceeded => {
+                let (key, now) = (self.run_key(), Instant::now());
+                self.ctx.capacity.refused(&target, &key, now);
+                let admission = self.ctx.capacity.admit(&target, &key, now);
+                return self.wait_for_capacity(attempt, admission).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.ctx.capacity.started(&target, &self.run_key());
         self.ctx.metrics.build_started(&self.run);
         self.adopt(build_info(&build), reason::BUILD_STARTED, None)
             .await
+    }
+
+    /// The run's place in a queue for an account's build limit: creation order.
+    pub(super) fn run_key(&self) -> RunKey {
+        RunKey {
+            created: self
+                .run
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| t.0.as_second()),
+            namespace: self.namespace().to_owned(),
+            name: self.run.name_any(),
+        }
+    }
+
+    /// Shows the run's place in the queue for the account's build limit, and asks again
+    /// later (the tracker wakes the head as soon as a build of the target finishes). A wait
+    /// longer than the grace period shows as Stalled, as for any error that may heal.
+    async fn wait_for_capacity(
+        &mut self,
+        attempt: &StartAttempt,
+        admission: Admission,
+    ) -> Result<Action, Error> {
+        let Admission::Wait {
+            position,
+            waiting,
+            retry_after,
+        } = admission
+        else {
+            return Ok(Action::requeue(Duration::ZERO));
+        };
+        let since = self
+            .current
+            .start_attempt
+            .as_ref()
+            .map(|a| a.since().0)
+            .or_else(|| self.run.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        let progress = plan::capacity::waiting(
+            &attempt.region,
+            position,
+            waiting,
+            since,
+            convert::now().0,
+            self.ctx.settings.stall_after,
+        );
+        if self.write(self.current.clone(), &progress).await? {
+            info!(run = %self.oref, position, waiting, "waiting for the account's build limit");
+        }
+        Ok(Action::requeue(retry_after))
+    }
+
+    /// The refusal of a token CodeBuild first saw with other parameters, naming the other
+    /// runs of the namespace that carry it (one list, only on this rare refusal).
+    async fn token_in_use(&self, token: &str, aws: ApiError) -> Error {
+        let others = match self.runs.list(&ListParams::default()).await {
+            Ok(list) => list
+                .items
+                .into_iter()
+                .filter(|r| r.uid() != self.run.uid())
+                .filter(|r| r.spec.idempotency_token.as_deref() == Some(token))
+                .map(|r| format!("run {}", r.name_any()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        Error::TokenInUse {
+            token: token.to_owned(),
+            others,
+            aws,
+        }
     }
 
     /// Finds the build an earlier attempt may have started (its marker), as `target`.
@@ -279,6 +383,7 @@ impl<B: BuildApi> Step<'_, B> {
                 .await;
         }
         // No build exists: nothing is left to stop on a delete.
+        self.ctx.capacity.forget(&self.run_key());
         self.release().await?;
         Ok(Action::await_change())
     }

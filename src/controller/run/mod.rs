@@ -17,11 +17,11 @@ use tracing::info;
 use super::{Context, OperatorSettings};
 use crate::api::FIELD_MANAGER;
 use crate::codebuild::{AwsBuildApi, BuildApi};
-use crate::leader::{self, Election, Leadership};
+use crate::leader::{self, Election, ElectionClients, Leadership};
 use crate::metrics::Metrics;
 use crate::policy::Policies;
 use crate::server::{self, Readiness};
-use crate::tracker::Tracker;
+use crate::tracker::{Capacity, Tracker};
 
 /// Runs the operator until SIGTERM or SIGINT; in-flight reconciles finish first.
 pub async fn run(settings: OperatorSettings) -> anyhow::Result<()> {
@@ -132,7 +132,8 @@ impl<B: BuildApi> Operator<B> {
             return Ok(());
         };
         let tracker = Tracker::new(self.codebuild.clone(), &self.wiring.default_region)
-            .with_metrics(self.metrics.clone());
+            .with_metrics(self.metrics.clone())
+            .with_capacity(Capacity::new(self.wiring.settings.poll_interval));
         let ctx = Arc::new(self.context(&tracker, policies.clone()));
         let (leadership, election) = self.elect();
         let settings = &self.wiring.settings;
@@ -216,7 +217,8 @@ impl<B: BuildApi> Operator<B> {
                 .settings
                 .reconcile(self.wiring.default_region.clone()),
         )
-        .with_metrics(self.metrics.clone());
+        .with_metrics(self.metrics.clone())
+        .with_capacity(tracker.capacity());
         match policies {
             Some(policies) => ctx.with_policies(policies),
             None => ctx,
@@ -228,12 +230,12 @@ impl<B: BuildApi> Operator<B> {
         match &self.wiring.settings.leader_election {
             Some(lease) => {
                 let gate = self.readiness.gate("leader election");
-                let (leadership, election) = Election::start(
-                    self.clients.lease.clone(),
-                    lease.clone(),
-                    self.metrics.clone(),
-                    gate,
-                );
+                let clients = ElectionClients {
+                    lease: self.clients.lease.clone(),
+                    watch: self.clients.main.clone(),
+                };
+                let (leadership, election) =
+                    Election::start(clients, lease.clone(), self.metrics.clone(), gate);
                 (leadership, Some(election))
             }
             None => {

@@ -1,0 +1,261 @@
+//! The account's concurrent build limit, per target (Region and identity): once StartBuild
+//! is refused with AccountLimitExceededException, the runs that want to start wait in one
+//! queue in creation order, and only the head may call StartBuild: once per probe interval
+//! (a single refused call at most), and at once whenever the tracker sees a build of that
+//! target finish. The queue ends when it is empty.
+//!
+//! Shared by the tracker (which sees builds finish) and reconcile (which asks before each
+//! StartBuild). The bookkeeping is pure: time is passed in.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::codebuild::Target;
+
+/// How long a queued run that stopped asking (deleted, refused, stopped) keeps its place.
+const FORGOTTEN_AFTER: Duration = Duration::from_secs(120);
+
+/// A run in a queue: ordered by creation (then namespace and name, for equal times).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RunKey {
+    /// The run's creation, in seconds since the epoch.
+    pub created: i64,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// Whether a run may call StartBuild now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Yes (no limit was met, or this run is the queue's probe).
+    Go,
+    /// No: the run is `position` of `waiting` in the queue; ask again after `retry_after`
+    /// (or when the tracker wakes it).
+    Wait {
+        /// 1-based.
+        position: usize,
+        /// How many runs wait.
+        waiting: usize,
+        /// When to ask again at the latest.
+        retry_after: Duration,
+    },
+}
+
+#[derive(Debug)]
+struct Queue {
+    runs: BTreeSet<RunKey>,
+    seen: HashMap<RunKey, Instant>,
+    next_probe: Instant,
+}
+
+/// The queues of every target that met its limit. Cheap to clone (a shared handle).
+#[derive(Clone, Debug)]
+pub struct Capacity {
+    queues: Arc<Mutex<HashMap<Target, Queue>>>,
+    probe_interval: Duration,
+}
+
+impl Capacity {
+    /// Queues whose head probes at most once per `probe_interval` (the poll interval).
+    pub fn new(probe_interval: Duration) -> Self {
+        Capacity {
+            queues: Arc::default(),
+            probe_interval,
+        }
+    }
+
+    /// Whether `run` may call StartBuild on `target` now.
+    pub fn admit(&self, target: &Target, run: &RunKey, now: Instant) -> Admission {
+        let mut queues = self.lock();
+        let Some(queue) = queues.get_mut(target) else {
+            return Admission::Go;
+        };
+        queue.seen.insert(run.clone(), now);
+        queue.runs.insert(run.clone());
+        let stale: Vec<RunKey> = queue
+            .seen
+            .iter()
+            .filter(|(_, seen)| now.saturating_duration_since(**seen) > FORGOTTEN_AFTER)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stale {
+            queue.runs.remove(&key);
+            queue.seen.remove(&key);
+        }
+        let position = queue.runs.iter().position(|k| k == run).unwrap_or(0) + 1;
+        if position == 1 && now >= queue.next_probe {
+            queue.next_probe = now + self.probe_interval;
+            return Admission::Go;
+        }
+        let retry_after = if position == 1 {
+            queue.next_probe.saturating_duration_since(now)
+        } else {
+            self.probe_interval
+        };
+        Admission::Wait {
+            position,
+            waiting: queue.runs.len(),
+            retry_after,
+        }
+    }
+
+    /// `run` started a build on `target`: it leaves the queue (which ends once empty).
+    pub fn started(&self, target: &Target, run: &RunKey) {
+        let mut queues = self.lock();
+        if let Some(queue) = queues.get_mut(target) {
+            queue.runs.remove(run);
+            queue.seen.remove(run);
+            if queue.runs.is_empty() {
+                queues.remove(target);
+            }
+        }
+    }
+
+    /// StartBuild of `run` on `target` met the account's limit: the target queues its starts
+    /// (if it did not yet), with `run` in it; the next probe is one interval away.
+    pub fn refused(&self, target: &Target, run: &RunKey, now: Instant) {
+        let mut queues = self.lock();
+        let queue = queues.entry(target.clone()).or_insert_with(|| Queue {
+            runs: BTreeSet::new(),
+            seen: HashMap::new(),
+            next_probe: now,
+        });
+        queue.runs.insert(run.clone());
+        queue.seen.insert(run.clone(), now);
+        queue.next_probe = now + self.probe_interval;
+    }
+
+    /// A build of `target` finished: the head of its queue may start at once. Returns it.
+    pub fn freed(&self, target: &Target, now: Instant) -> Option<RunKey> {
+        let mut queues = self.lock();
+        let queue = queues.get_mut(target)?;
+        queue.next_probe = now;
+        queue.runs.first().cloned()
+    }
+
+    /// `run` no longer wants to start (deleted, stopped): it leaves every queue.
+    pub fn forget(&self, run: &RunKey) {
+        let mut queues = self.lock();
+        for queue in queues.values_mut() {
+            queue.runs.remove(run);
+            queue.seen.remove(run);
+        }
+        queues.retain(|_, q| !q.runs.is_empty());
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Target, Queue>> {
+        // Every update is a few inserts and removes on one queue.
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity::new(Duration::from_secs(5))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROBE: Duration = Duration::from_secs(5);
+
+    fn run(created: i64, name: &str) -> RunKey {
+        RunKey {
+            created,
+            namespace: "ns".into(),
+            name: name.into(),
+        }
+    }
+
+    fn target() -> Target {
+        Target::region("us-east-1")
+    }
+
+    #[test]
+    fn no_limit_met_no_queue() {
+        let c = Capacity::new(PROBE);
+        assert_eq!(
+            c.admit(&target(), &run(1, "a"), Instant::now()),
+            Admission::Go
+        );
+    }
+
+    #[test]
+    fn runs_queue_in_creation_order_and_only_the_head_probes_once_per_interval() {
+        let c = Capacity::new(PROBE);
+        let t0 = Instant::now();
+        c.refused(&target(), &run(5, "late"), t0);
+        let early = run(1, "early");
+        assert_eq!(
+            c.admit(&target(), &early, t0),
+            Admission::Wait {
+                position: 1,
+                waiting: 2,
+                retry_after: PROBE
+            },
+            "the probe waits for the interval"
+        );
+        assert_eq!(
+            c.admit(&target(), &run(5, "late"), t0 + PROBE),
+            Admission::Wait {
+                position: 2,
+                waiting: 2,
+                retry_after: PROBE
+            }
+        );
+        assert_eq!(c.admit(&target(), &early, t0 + PROBE), Admission::Go);
+        assert!(
+            matches!(
+                c.admit(&target(), &early, t0 + PROBE),
+                Admission::Wait { .. }
+            ),
+            "one probe per interval"
+        );
+    }
+
+    #[test]
+    fn a_finished_build_lets_the_head_start_at_once() {
+        let c = Capacity::new(PROBE);
+        let t0 = Instant::now();
+        c.refused(&target(), &run(1, "a"), t0);
+        c.refused(&target(), &run(2, "b"), t0);
+        assert_eq!(c.freed(&target(), t0), Some(run(1, "a")));
+        assert_eq!(c.admit(&target(), &run(1, "a"), t0), Admission::Go);
+        c.started(&target(), &run(1, "a"));
+        assert!(matches!(
+            c.admit(&target(), &run(2, "b"), t0),
+            Admission::Wait { position: 1, .. }
+        ));
+        c.started(&target(), &run(2, "b"));
+        assert_eq!(
+            c.admit(&target(), &run(3, "c"), t0),
+            Admission::Go,
+            "the queue ended"
+        );
+    }
+
+    #[test]
+    fn runs_that_stop_asking_lose_their_place() {
+        let c = Capacity::new(PROBE);
+        let t0 = Instant::now();
+        c.refused(&target(), &run(1, "gone"), t0);
+        c.refused(&target(), &run(2, "b"), t0);
+        let later = t0 + FORGOTTEN_AFTER + PROBE;
+        assert_eq!(c.admit(&target(), &run(2, "b"), later), Admission::Go);
+        c.forget(&run(2, "b"));
+        assert_eq!(c.freed(&target(), later), None);
+    }
+
+    #[test]
+    fn targets_queue_apart() {
+        let c = Capacity::new(PROBE);
+        c.refused(&target(), &run(1, "a"), Instant::now());
+        let other = Target::region("eu-west-1");
+        assert_eq!(c.admit(&other, &run(2, "b"), Instant::now()), Admission::Go);
+    }
+}
