@@ -7,6 +7,7 @@ use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 use crate::codebuild::AwsSettings;
 use crate::controller::OperatorSettings;
+use crate::controller::plan::EventSettings;
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::PerRunLabels;
 
@@ -125,6 +126,19 @@ pub struct RunArgs {
     #[arg(long, env = "CODEBUILD_OPERATOR_CLOCK_SKEW", default_value = "15s", value_parser = humantime::parse_duration, hide = true)]
     pub clock_skew: Duration,
 
+    /// Publish a PhaseChanged Event for every phase of every build. Off: the phases are in
+    /// status, and Events are only published for the start, the end, and every failure or
+    /// warning (at most 3 for a build that succeeds), which halves the apiserver's writes.
+    #[arg(
+        long,
+        env = "CODEBUILD_OPERATOR_PHASE_EVENTS",
+        default_value_t = false,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub phase_events: bool,
+
     /// Where to serve /metrics (Prometheus), /healthz (liveness) and /readyz (readiness).
     #[arg(
         long,
@@ -205,6 +219,9 @@ impl RunArgs {
                 operation_timeout: Some(self.aws_operation_timeout),
             },
             clock_skew: self.clock_skew,
+            events: EventSettings {
+                phases: self.phase_events,
+            },
             namespaces: self.namespaces.clone(),
             poll_interval: self.poll_interval,
             max_concurrent_reconciles: self.max_concurrent_reconciles,

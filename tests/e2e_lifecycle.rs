@@ -903,8 +903,9 @@ async fn kstatus_reads_running_as_in_progress_and_failed_as_failed() {
 // ---- phase Events ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_observed_phase_is_an_event_of_its_own() {
-    let env = World::start("lc-phase-events", &["app"]).await;
+async fn with_phase_events_each_observed_phase_is_an_event_of_its_own() {
+    let config = support::world::fast_sim();
+    let env = World::start_with("lc-phase-events", config, &["app"], &["--phase-events"]).await;
     // Phases of 1.5 s, polled every 0.5 s: every phase is observed.
     env.create(
         "phased",
@@ -937,4 +938,27 @@ async fn each_observed_phase_is_an_event_of_its_own() {
             "no PhaseChanged Event for {phase}: {notes}"
         );
     }
+}
+
+/// By default a build that succeeds costs at most 3 Events (started, finished, and one per
+/// failure or warning): the phases are in status, not in Events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successful_build_costs_at_most_three_events_by_default() {
+    let env = World::start("lc-quiet", &["app"]).await;
+    env.create(
+        "quiet",
+        json!({"projectName": "app",
+               "environmentVariablesOverride": env_vars(&[("CODEBUILD_SIM_PHASE_SECONDS", "0.5")])}),
+    )
+    .await;
+    env.wait_run("quiet", "Succeeded", LONG, |r| {
+        condition(r, "Succeeded").is_some_and(|c| c.status == "True")
+    })
+    .await;
+    let events = env.events("quiet").await;
+    let reasons: Vec<&str> = events.iter().filter_map(|e| e.reason.as_deref()).collect();
+    assert!(events.len() <= 3, "{reasons:?}");
+    assert!(reasons.contains(&"BuildStarted"), "{reasons:?}");
+    assert!(reasons.contains(&"BuildSucceeded"), "{reasons:?}");
+    assert!(!reasons.contains(&"PhaseChanged"), "{reasons:?}");
 }

@@ -8,12 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig, timeout::TimeoutConfig};
 use aws_sdk_codebuild::Client;
 use aws_sdk_codebuild::config::interceptors::FinalizerInterceptorContextRef;
-use aws_sdk_codebuild::config::retry::RetryPartition;
 use aws_sdk_codebuild::config::{ConfigBag, Intercept, Region, RuntimeComponents};
 use aws_sdk_codebuild::error::BoxError;
 use aws_sdk_codebuild::operation::batch_get_builds::BatchGetBuildsError;
@@ -28,7 +26,9 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::error::classify_service;
-use super::{ApiError, AssumedRole, BuildApi, BuildBatch, BuildIdPage, ErrorKind, Target};
+use super::{
+    ApiError, AssumedRole, BuildApi, BuildBatch, BuildIdPage, ErrorKind, StartRate, Target,
+};
 use crate::metrics::Metrics;
 
 /// How long one attempt of a call may take before it counts as a network failure.
@@ -65,6 +65,7 @@ pub struct AwsBuildApi {
     shared: Arc<SdkConfig>,
     settings: AwsSettings,
     clients: Arc<Mutex<HashMap<Target, Client>>>,
+    start_rates: Arc<Mutex<HashMap<Target, Arc<Mutex<StartRate>>>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -90,6 +91,7 @@ impl AwsBuildApi {
             shared: Arc::new(shared),
             settings,
             clients: Arc::default(),
+            start_rates: Arc::default(),
             metrics: Arc::default(),
         }
     }
@@ -143,9 +145,22 @@ impl AwsBuildApi {
                 config = config.interceptor(ThrottleCounter {
                     metrics: self.metrics.clone(),
                     region: target.region.clone(),
+                    start_rate: self.start_rate(target),
                 });
                 Client::from_conf(config.build())
             })
+            .clone()
+    }
+
+    /// The StartBuild pace of `target`, made on first use and kept.
+    fn start_rate(&self, target: &Target) -> Arc<Mutex<StartRate>> {
+        let mut rates = self
+            .start_rates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        rates
+            .entry(target.clone())
+            .or_insert_with(|| Arc::new(Mutex::new(StartRate::new(Instant::now()))))
             .clone()
     }
 
@@ -166,17 +181,14 @@ impl AwsBuildApi {
     }
 }
 
-/// StartBuild calls are paced per target (Region and identity) by the SDK's adaptive retry
-/// mode: a client-side rate that is unlimited until CodeBuild throttles, then backs off and
-/// recovers (CUBIC), in a retry partition of their own per target, so one Region's or one
-/// tenant's throttling never slows another's starts, and polls never slow starts.
-fn start_pacing(target: &Target) -> aws_sdk_codebuild::config::Builder {
-    aws_sdk_codebuild::config::Builder::default()
-        .retry_config(RetryConfig::adaptive())
-        .retry_partition(RetryPartition::new(format!("codebuild-start-{target}")))
-}
-
 impl BuildApi for AwsBuildApi {
+    fn start_permit(&self, target: &Target) -> Result<(), Duration> {
+        self.start_rate(target)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .permit(Instant::now())
+    }
+
     async fn start_build(
         &self,
         target: &Target,
@@ -259,13 +271,15 @@ impl BuildApi for AwsBuildApi {
                 .set_fleet_override(fleet_override)
                 .set_auto_retry_limit_override(auto_retry_limit_override)
                 .set_host_kernel_override(host_kernel_override)
-                .customize()
-                .config_override(start_pacing(target))
                 .send()
                 .await
                 .map_err(|e| ApiError::from_sdk(&e))
         };
         let out = self.observe("StartBuild", target, call).await?;
+        self.start_rate(target)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .succeeded();
         out.build_value
             .ok_or_else(|| ApiError::new(ErrorKind::Other, None, "StartBuild returned no build"))
     }
@@ -339,6 +353,8 @@ impl BuildApi for AwsBuildApi {
 struct ThrottleCounter {
     metrics: Arc<Metrics>,
     region: String,
+    /// The target's StartBuild pace, slowed by every throttled StartBuild attempt.
+    start_rate: Arc<Mutex<StartRate>>,
 }
 
 impl Intercept for ThrottleCounter {
@@ -368,6 +384,12 @@ impl Intercept for ThrottleCounter {
             let operation = cfg.load::<Metadata>().map(|m| m.name()).unwrap_or_default();
             self.metrics
                 .aws_throttled(operation_label(operation), &self.region);
+            if operation == "StartBuild" {
+                self.start_rate
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .throttled(Instant::now());
+            }
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 
 mod aws_impl;
 mod error;
+mod start_rate;
 mod target;
 
 use std::future::Future;
@@ -15,6 +16,7 @@ use aws_sdk_codebuild::types::Build;
 
 pub use aws_impl::{AwsBuildApi, AwsSettings};
 pub use error::{ApiError, ErrorKind};
+pub use start_rate::StartRate;
 pub use target::{AssumedRole, Target};
 
 /// Most ids BatchGetBuilds accepts in one call (a service limit, not adjustable).
@@ -41,6 +43,13 @@ pub struct BuildIdPage {
 /// The CodeBuild calls the operator makes. Every call names its target: the Region it goes
 /// to and the identity it is made with.
 pub trait BuildApi: Send + Sync + 'static {
+    /// Whether a StartBuild to `target` may be sent now, or how long to wait: the client
+    /// paces starts per target (see [`StartRate`]). Asked before a start attempt is
+    /// recorded. Unpaced unless the implementation says otherwise.
+    fn start_permit(&self, _target: &Target) -> Result<(), std::time::Duration> {
+        Ok(())
+    }
+
     /// StartBuild.
     fn start_build(
         &self,

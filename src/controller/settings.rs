@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::plan::EventSettings;
 use super::plan::start::StartTiming;
 use crate::codebuild::AwsSettings;
 use crate::leader::LeaseSettings;
@@ -31,6 +32,8 @@ pub struct Settings {
     pub call_timeout: Duration,
     /// How far the clocks of the replicas and of CodeBuild may disagree.
     pub clock_skew: Duration,
+    /// Which Events are published besides starts, ends, failures and warnings.
+    pub events: EventSettings,
 }
 
 impl Settings {
@@ -42,7 +45,14 @@ impl Settings {
             stall_after: DEFAULT_STALL_AFTER,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             clock_skew: DEFAULT_CLOCK_SKEW,
+            events: EventSettings::default(),
         }
+    }
+
+    /// With `events`.
+    pub fn with_events(mut self, events: EventSettings) -> Self {
+        self.events = events;
+        self
     }
 
     /// With another call timeout and clock skew margin (emulators with scaled time).
@@ -85,6 +95,8 @@ pub struct OperatorSettings {
     pub stall_after: Duration,
     /// See [`Settings::clock_skew`].
     pub clock_skew: Duration,
+    /// See [`Settings::events`].
+    pub events: EventSettings,
     /// Where the CodeBuild and STS calls go (emulators, VPC endpoints).
     pub aws: AwsSettings,
     /// The namespaces to watch; empty: all.
@@ -112,6 +124,7 @@ impl OperatorSettings {
             .with_token_window(self.token_window)
             .with_stall_after(self.stall_after)
             .with_call_limits(self.aws.operation_timeout(), self.clock_skew)
+            .with_events(self.events)
     }
 
     /// The namespaces to watch: each one named (once, however often it is named: two
@@ -149,6 +162,7 @@ mod tests {
             token_window: Duration::from_secs(300),
             stall_after: DEFAULT_STALL_AFTER,
             clock_skew: DEFAULT_CLOCK_SKEW,
+            events: EventSettings::default(),
             aws: AwsSettings::default(),
             namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
             poll_interval: Duration::from_secs(5),

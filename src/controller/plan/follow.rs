@@ -54,6 +54,15 @@ pub struct Mirror {
     pub next: Next,
 }
 
+/// Which Events the operator publishes besides the start, the end and every failure or
+/// warning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventSettings {
+    /// One `PhaseChanged` Event per phase (off by default: the phases are in status, and
+    /// each Event is an apiserver write).
+    pub phases: bool,
+}
+
 /// What a reconcile does once its writes are done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
@@ -72,6 +81,7 @@ pub fn follow_step(
     options: &RunOptions,
     observation: Option<&Observation>,
     now: Timestamp,
+    events: EventSettings,
 ) -> FollowStep {
     let id = status.build.build_id.clone().unwrap_or_default();
     let info = match observation {
@@ -91,7 +101,7 @@ pub fn follow_step(
     if options.stop_requested() && !info.is_finished() {
         return FollowStep::Stop { id };
     }
-    FollowStep::Mirror(mirror(status, info, options, now))
+    FollowStep::Mirror(mirror(status, info, options, now, events))
 }
 
 /// The status as recorded, with its conditions (nothing new is known about the build).
@@ -112,9 +122,16 @@ pub fn mirror(
     info: &BuildInfo,
     options: &RunOptions,
     now: Timestamp,
+    events: EventSettings,
 ) -> Mirror {
     let progress = build_progress(info);
-    let notes = announce(&status.build, info, &progress, options.stop_requested());
+    let notes = announce(
+        &status.build,
+        info,
+        &progress,
+        options.stop_requested(),
+        events,
+    );
     let newly_final = (info.is_final() && !status.build.is_final())
         .then(|| info.build_status.clone().unwrap_or_default());
     let mut next = status.clone();
@@ -169,10 +186,12 @@ fn announce(
     after: &BuildInfo,
     progress: &Progress,
     stop_requested: bool,
+    events: EventSettings,
 ) -> Vec<Note> {
     let id = after.build_id.as_deref().unwrap_or("?");
     let mut notes = Vec::new();
-    if after.current_phase.is_some() && after.current_phase != before.current_phase {
+    if events.phases && after.current_phase.is_some() && after.current_phase != before.current_phase
+    {
         let phase = after.current_phase.as_deref().unwrap_or("?");
         // The phase is the action: the Recorder folds Events of the same type, reason and
         // action into one series that keeps the first note.
@@ -245,6 +264,8 @@ mod tests {
         Observation::Build(Arc::new(b))
     }
 
+    const PHASES: EventSettings = EventSettings { phases: true };
+
     fn mirrored(step: FollowStep) -> Mirror {
         match step {
             FollowStep::Mirror(m) => m,
@@ -256,7 +277,13 @@ mod tests {
     fn a_new_phase_is_mirrored_and_announced() {
         let s = recorded(build("IN_PROGRESS", "SUBMITTED"));
         let o = seen(build("IN_PROGRESS", "BUILD"));
-        let m = mirrored(follow_step(&s, &RunOptions::default(), Some(&o), at(0)));
+        let m = mirrored(follow_step(
+            &s,
+            &RunOptions::default(),
+            Some(&o),
+            at(0),
+            PHASES,
+        ));
         assert!(!m.release, "a running build keeps the finalizer");
         assert_eq!(m.status.build.current_phase.as_deref(), Some("BUILD"));
         assert_eq!(m.notes.len(), 1);
@@ -267,9 +294,34 @@ mod tests {
     }
 
     #[test]
+    fn phase_events_only_when_asked_for() {
+        let s = recorded(build("IN_PROGRESS", "SUBMITTED"));
+        let o = seen(build("IN_PROGRESS", "BUILD"));
+        let quiet = EventSettings::default();
+        let m = mirrored(follow_step(
+            &s,
+            &RunOptions::default(),
+            Some(&o),
+            at(0),
+            quiet,
+        ));
+        assert!(m.notes.is_empty(), "{:?}", m.notes);
+        let done = seen(build("SUCCEEDED", "COMPLETED"));
+        let m = mirrored(follow_step(
+            &s,
+            &RunOptions::default(),
+            Some(&done),
+            at(0),
+            quiet,
+        ));
+        let reasons: Vec<&str> = m.notes.iter().map(|n| n.reason).collect();
+        assert_eq!(reasons, ["BuildSucceeded"], "the end is always announced");
+    }
+
+    #[test]
     fn nothing_observed_yet_keeps_the_recorded_build() {
         let s = recorded(build("IN_PROGRESS", "BUILD"));
-        let m = mirrored(follow_step(&s, &RunOptions::default(), None, at(0)));
+        let m = mirrored(follow_step(&s, &RunOptions::default(), None, at(0), PHASES));
         assert_eq!(*m.status, s);
         assert!(m.notes.is_empty());
     }
@@ -278,7 +330,13 @@ mod tests {
     fn a_final_build_is_announced_once_and_counted() {
         let s = recorded(build("IN_PROGRESS", "BUILD"));
         let o = seen(build("FAILED", "COMPLETED"));
-        let m = mirrored(follow_step(&s, &RunOptions::default(), Some(&o), at(0)));
+        let m = mirrored(follow_step(
+            &s,
+            &RunOptions::default(),
+            Some(&o),
+            at(0),
+            PHASES,
+        ));
         assert_eq!(m.newly_final.as_deref(), Some("FAILED"));
         assert_eq!(m.notes[1].reason, "BuildFailed");
         assert_eq!(m.notes[1].type_, kube::runtime::events::EventType::Warning);
@@ -288,6 +346,7 @@ mod tests {
             &RunOptions::default(),
             Some(&o),
             at(0),
+            PHASES,
         ));
         assert_eq!(again.newly_final, None);
         assert!(again.notes.is_empty());
@@ -303,10 +362,16 @@ mod tests {
             stop: Some(true),
             ..Default::default()
         };
-        let m = mirrored(follow_step(&s, &requested, Some(&o), at(0)));
+        let m = mirrored(follow_step(&s, &requested, Some(&o), at(0), PHASES));
         let end = m.notes.last().unwrap();
         assert_eq!((end.reason, end.type_), ("BuildStopped", EventType::Normal));
-        let m = mirrored(follow_step(&s, &RunOptions::default(), Some(&o), at(0)));
+        let m = mirrored(follow_step(
+            &s,
+            &RunOptions::default(),
+            Some(&o),
+            at(0),
+            PHASES,
+        ));
         let end = m.notes.last().unwrap();
         assert_eq!((end.reason, end.type_), ("BuildFailed", EventType::Warning));
     }
@@ -319,12 +384,18 @@ mod tests {
         };
         let s = recorded(build("IN_PROGRESS", "BUILD"));
         assert_eq!(
-            follow_step(&s, &opts, Some(&seen(build("IN_PROGRESS", "BUILD"))), at(0)),
+            follow_step(
+                &s,
+                &opts,
+                Some(&seen(build("IN_PROGRESS", "BUILD"))),
+                at(0),
+                PHASES
+            ),
             FollowStep::Stop { id: "p:1".into() }
         );
         let done = seen(build("SUCCEEDED", "COMPLETED"));
         assert!(matches!(
-            follow_step(&s, &opts, Some(&done), at(0)),
+            follow_step(&s, &opts, Some(&done), at(0), PHASES),
             FollowStep::Mirror(_)
         ));
     }
@@ -337,7 +408,8 @@ mod tests {
                 &s,
                 &RunOptions::default(),
                 Some(&Observation::NotFound),
-                at(0)
+                at(0),
+                PHASES,
             ),
             FollowStep::NotFound { id: "p:1".into() }
         );
@@ -358,6 +430,7 @@ mod tests {
             &RunOptions::default(),
             Some(&seen(failed)),
             at(0),
+            PHASES,
         ));
         assert_eq!(m.status.build.build_id.as_deref(), Some("p:2"));
         let retries = m.status.retries.as_ref().unwrap();
@@ -385,9 +458,9 @@ mod tests {
         let running = build("IN_PROGRESS", "BUILD");
         assert_eq!(ttl_remaining(&running, &opts, at(2000)), None);
         let s = recorded(b.clone());
-        let m = mirrored(follow_step(&s, &opts, None, at(1030)));
+        let m = mirrored(follow_step(&s, &opts, None, at(1030), PHASES));
         assert_eq!(m.next, Next::Requeue(Duration::from_secs(31)));
-        let m = mirrored(follow_step(&s, &opts, None, at(2000)));
+        let m = mirrored(follow_step(&s, &opts, None, at(2000), PHASES));
         assert_eq!(m.next, Next::Delete);
     }
 }

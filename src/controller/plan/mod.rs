@@ -18,7 +18,7 @@ pub mod start;
 use kube::runtime::events::EventType;
 
 pub use cleanup::{CleanupStep, cleanup_step};
-pub use follow::{FollowStep, Mirror, Next, follow_step, ttl_remaining};
+pub use follow::{EventSettings, FollowStep, Mirror, Next, follow_step, ttl_remaining};
 pub use progress::{build_progress, failure_message};
 pub use start::{Grant, Repeat, StartStep, repeat, start_step};
 

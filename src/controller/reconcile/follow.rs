@@ -26,7 +26,15 @@ impl<B: BuildApi> Step<'_, B> {
         let id = self.current.build.build_id.clone().unwrap_or_default();
         let observation = self.ctx.builds.get(&id);
         let now = convert::now().0;
-        match plan::follow_step(&self.current, &self.options, observation.as_ref(), now) {
+        let events = self.ctx.settings.events;
+        let step = plan::follow_step(
+            &self.current,
+            &self.options,
+            observation.as_ref(),
+            now,
+            events,
+        );
+        match step {
             FollowStep::NotFound { id } => Err(Error::BuildNotFound(id)),
             FollowStep::Invalid { id, why } => Err(Error::InvalidBuildId { id, why }),
             FollowStep::Mirror(mirror) => self.mirror(mirror).await,
@@ -42,7 +50,7 @@ impl<B: BuildApi> Step<'_, B> {
                     format!("stopping build {id}"),
                 );
                 self.publish(note).await;
-                let mirror = plan::follow::mirror(&self.current, &info, &self.options, now);
+                let mirror = plan::follow::mirror(&self.current, &info, &self.options, now, events);
                 self.mirror(mirror).await
             }
         }

@@ -130,6 +130,11 @@ impl<B: BuildApi> Step<'_, B> {
         if let Admission::Wait { .. } = admission {
             return self.wait_for_capacity(&attempt, admission).await;
         }
+        // The client's pace for this target (it slows down when CodeBuild throttles): a
+        // short wait, before anything is recorded.
+        if let Err(wait) = self.ctx.codebuild.start_permit(&self.target_of(&attempt)) {
+            return Ok(Action::requeue(wait));
+        }
         if self.current.start_attempt.as_ref() != Some(&attempt) {
             self.warn_about_setup().await;
         }
