@@ -31,6 +31,8 @@ use super::{
 };
 use crate::metrics::Metrics;
 
+mod batch;
+
 /// How long one attempt of a call may take before it counts as a network failure.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a call may take including the SDK's own retries, by default.
@@ -379,12 +381,13 @@ impl Intercept for ThrottleCounter {
                 .or_else(|| error_code::<BatchGetBuildsError>(e))
                 .or_else(|| error_code::<StopBuildError>(e))
                 .or_else(|| error_code::<ListBuildsForProjectError>(e))
+                .or_else(|| batch_error_code(e))
         });
         if classify_service(code.as_deref(), None, status).kind == ErrorKind::Throttled {
             let operation = cfg.load::<Metadata>().map(|m| m.name()).unwrap_or_default();
             self.metrics
                 .aws_throttled(operation_label(operation), &self.region);
-            if operation == "StartBuild" {
+            if operation == "StartBuild" || operation == "StartBuildBatch" {
                 self.start_rate
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -406,13 +409,33 @@ where
         .map(str::to_owned)
 }
 
-/// The operation as a label value: one of the four the operator calls.
+/// The service's error code, when `error` is an error of a batch build operation.
+fn batch_error_code(error: &OperationError) -> Option<String> {
+    use aws_sdk_codebuild::operation::{
+        batch_get_build_batches::BatchGetBuildBatchesError,
+        list_build_batches_for_project::ListBuildBatchesForProjectError,
+        retry_build_batch::RetryBuildBatchError, start_build_batch::StartBuildBatchError,
+        stop_build_batch::StopBuildBatchError,
+    };
+    error_code::<StartBuildBatchError>(error)
+        .or_else(|| error_code::<BatchGetBuildBatchesError>(error))
+        .or_else(|| error_code::<StopBuildBatchError>(error))
+        .or_else(|| error_code::<RetryBuildBatchError>(error))
+        .or_else(|| error_code::<ListBuildBatchesForProjectError>(error))
+}
+
+/// The operation as a label value: one of those the operator calls.
 fn operation_label(name: &str) -> &'static str {
     [
         "StartBuild",
         "BatchGetBuilds",
         "StopBuild",
         "ListBuildsForProject",
+        "StartBuildBatch",
+        "BatchGetBuildBatches",
+        "StopBuildBatch",
+        "RetryBuildBatch",
+        "ListBuildBatchesForProject",
     ]
     .into_iter()
     .find(|op| *op == name)

@@ -9,6 +9,7 @@
 //! registers or forgets a build: after a restart or a leader change, the runs say what to
 //! poll. Final and unknown builds cost nothing.
 
+mod batches;
 mod cache;
 mod capacity;
 mod pacer;
@@ -32,7 +33,8 @@ use crate::codebuild::{
 use crate::convert::build_info;
 use crate::metrics::Metrics;
 
-pub use cache::{BuildCache, Observation};
+pub use batches::{BatchTracker, rounds};
+pub use cache::{BatchCache, BuildCache, Observation, ObservationCache};
 pub use capacity::{Admission, Capacity, RunKey};
 pub use pacer::{Pace, Pacer, paced};
 pub use polling::{Tracked, tracked, well_formed_build_id};

@@ -37,6 +37,8 @@ pub struct FakeCodeBuild {
     pub endless_pages: Mutex<bool>,
     /// (Region, number of ids) of every BatchGetBuilds call.
     pub batch_calls: Mutex<Vec<(String, usize)>>,
+    /// The batch builds CodeBuild knows, oldest first (see `fake_batch`).
+    pub batches: Mutex<Vec<aws_sdk_codebuild::types::BuildBatch>>,
 }
 
 impl FakeCodeBuild {

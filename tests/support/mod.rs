@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod fake_batch;
 pub mod gitops;
 mod http;
 pub mod moto;
