@@ -1379,6 +1379,24 @@ async fn batch_runs_are_decided_alike_at_kubectl_apply() {
     );
     let decision = assert_same_batch_decision(&ns, "every-member", &every, &policies);
     assert!(matches!(decision, Decision::Allowed { .. }), "{decision:?}");
+    // UPDATEs that change nothing the decision reads (the operator's settings, a finalizer)
+    // pass through, as for runs.
+    for patch in [
+        json!({"spec": {"operator": {"retry": {"count": 1, "retryType": "RETRY_FAILED_BUILDS"}}}}),
+        json!({"spec": {"operator": {"stop": true}}}),
+        json!({"metadata": {"finalizers": ["codebuild.operator.dev/stop-build"]}}),
+    ] {
+        let out = kubectl(&[
+            "patch",
+            "cbbr/every-member",
+            "-n",
+            ns.name(),
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ]);
+        assert!(out.status.success(), "{patch}: {}", output_text(&out));
+    }
     // Nulls inside the batch configuration: unset for both.
     let nulls = project_with(
         "app",

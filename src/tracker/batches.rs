@@ -133,7 +133,8 @@ impl<B: BatchApi> BatchTracker<B> {
         self.cache.clone()
     }
 
-    /// One polling round: every live batch of the watched runs, batched per target.
+    /// One polling round: every live batch of the watched runs, batched per target. The
+    /// stats count batches where they say builds.
     pub async fn round(&self) -> RoundStats {
         let tracked = self.tracked();
         let calls = self.plan_calls(&tracked);

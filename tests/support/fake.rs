@@ -39,6 +39,8 @@ pub struct FakeCodeBuild {
     pub batch_calls: Mutex<Vec<(String, usize)>>,
     /// The batch builds CodeBuild knows, oldest first (see `fake_batch`).
     pub batches: Mutex<Vec<aws_sdk_codebuild::types::BuildBatch>>,
+    /// (Region, number of ids) of every BatchGetBuildBatches call.
+    pub batch_batch_calls: Mutex<Vec<(String, usize)>>,
 }
 
 impl FakeCodeBuild {

@@ -44,7 +44,8 @@ pub fn batch(id: &str, status: StatusType, phase: &str, uid: &str) -> BuildBatch
 }
 
 impl FakeCodeBuild {
-    fn set_batch_status(&self, id: &str, status: StatusType, phase: &str) -> Option<BuildBatch> {
+    /// Sets the status (and phase) of batch `id`; returns it, if CodeBuild knows it.
+    pub fn set_batch_status(&self, id: &str, status: StatusType, phase: &str) -> Option<BuildBatch> {
         let mut batches = self.batches.lock().unwrap();
         let b = batches.iter_mut().find(|b| b.id.as_deref() == Some(id))?;
         b.build_batch_status = Some(status.clone());
@@ -86,10 +87,14 @@ impl BatchApi for FakeCodeBuild {
 
     async fn batch_get_build_batches(
         &self,
-        _target: &Target,
+        target: &Target,
         ids: Vec<String>,
     ) -> Result<BatchesFound, ApiError> {
         assert!(ids.len() <= 100, "more than 100 ids in one call");
+        self.batch_batch_calls
+            .lock()
+            .unwrap()
+            .push((target.region.clone(), ids.len()));
         self.log
             .lock()
             .unwrap()
