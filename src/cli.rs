@@ -8,6 +8,7 @@ use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use crate::codebuild::AwsSettings;
 use crate::controller::OperatorSettings;
 use crate::leader::{self, LeaseSettings};
+use crate::output::TailLimits;
 
 /// Run AWS CodeBuild builds as Kubernetes CodeBuildRun objects.
 #[derive(Debug, Parser)]
@@ -88,6 +89,34 @@ pub struct RunArgs {
     #[arg(long, env = "CODEBUILD_OPERATOR_STS_ENDPOINT_URL")]
     pub sts_endpoint_url: Option<String>,
 
+    /// A CloudWatch Logs endpoint URL for the failure tail (emulators, VPC endpoints). The
+    /// standard AWS_ENDPOINT_URL_CLOUDWATCH_LOGS is honoured too.
+    #[arg(long, env = "CODEBUILD_OPERATOR_LOGS_ENDPOINT_URL")]
+    pub logs_endpoint_url: Option<String>,
+
+    /// How many lines of a failed build's log (FAILED, FAULT, TIMED_OUT) go into
+    /// status.logTail, read once with one GetLogEvents call when the build ends. 0 turns the
+    /// failure tail off (no call).
+    #[arg(long, env = "CODEBUILD_OPERATOR_LOG_TAIL_LINES", default_value_t = TailLimits::DEFAULT.lines)]
+    pub log_tail_lines: usize,
+
+    /// At most this many bytes of those lines (the newest are kept; a longer line is cut).
+    /// 0 turns the failure tail off.
+    #[arg(long, env = "CODEBUILD_OPERATOR_LOG_TAIL_BYTES", default_value_t = TailLimits::DEFAULT.bytes)]
+    pub log_tail_bytes: usize,
+
+    /// Read the test and coverage reports of finished builds into status.reports
+    /// (BatchGetReports, batched across builds, 100 reports a call).
+    #[arg(
+        long,
+        env = "CODEBUILD_OPERATOR_READ_REPORTS",
+        default_value_t = true,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub read_reports: bool,
+
     /// How long an idempotency token stays valid in CodeBuild (5 minutes in AWS). Past it,
     /// a run whose StartBuild outcome was lost is searched for before anything is started
     /// again. Only emulators with scaled time need another value.
@@ -166,6 +195,7 @@ impl RunArgs {
             aws: AwsSettings {
                 endpoint_url: self.endpoint_url.clone(),
                 sts_endpoint_url: self.sts_endpoint_url.clone(),
+                logs_endpoint_url: self.logs_endpoint_url.clone(),
             },
             namespaces: self.namespaces.clone(),
             poll_interval: self.poll_interval,
@@ -179,6 +209,11 @@ impl RunArgs {
             enforce_policies: self.enforce_policies,
             admission_policy: (self.enforce_policies && !self.admission_policy.is_empty())
                 .then(|| self.admission_policy.clone()),
+            log_tail: TailLimits {
+                lines: self.log_tail_lines,
+                bytes: self.log_tail_bytes,
+            },
+            read_reports: self.read_reports,
         }
     }
 
@@ -259,5 +294,30 @@ mod tests {
         );
         let settings = run_args(&["--enforce-policies", "--admission-policy", "vap"]).settings();
         assert_eq!(settings.admission_policy.as_deref(), Some("vap"));
+    }
+
+    #[test]
+    fn output_flags() {
+        let defaults = run_args(&[]).settings();
+        assert_eq!(defaults.log_tail, TailLimits::DEFAULT);
+        assert!(defaults.read_reports);
+        assert_eq!(defaults.aws.logs_endpoint_url, None);
+        let settings = run_args(&[
+            "--log-tail-lines",
+            "0",
+            "--log-tail-bytes",
+            "100",
+            "--read-reports=false",
+            "--logs-endpoint-url",
+            "http://127.0.0.1:1",
+        ])
+        .settings();
+        assert!(settings.log_tail.is_off());
+        assert_eq!(settings.log_tail.bytes, 100);
+        assert!(!settings.read_reports);
+        assert_eq!(
+            settings.aws.logs_endpoint_url.as_deref(),
+            Some("http://127.0.0.1:1")
+        );
     }
 }

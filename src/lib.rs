@@ -12,6 +12,7 @@ pub mod convert;
 pub mod crd;
 pub mod leader;
 pub mod metrics;
+pub mod output;
 pub mod policy;
 pub mod server;
 pub mod telemetry;

@@ -38,6 +38,7 @@ fn api(endpoint: &str) -> AwsBuildApi {
         AwsSettings {
             endpoint_url: Some(endpoint.to_owned()),
             sts_endpoint_url: None,
+            logs_endpoint_url: Some(endpoint.to_owned()),
         },
     )
 }
@@ -268,6 +269,7 @@ async fn tenant_roles_are_assumed_through_sts() {
         AwsSettings {
             endpoint_url: Some(sim.endpoint()),
             sts_endpoint_url: Some(moto_endpoint.clone()),
+            logs_endpoint_url: None,
         },
     );
     let tenant = |namespace: &str, role: &str| {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::codebuild::AwsSettings;
 use crate::leader::LeaseSettings;
+use crate::output::TailLimits;
 
 /// The default of [`Settings::stall_after`].
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(180);
@@ -20,6 +21,8 @@ pub struct Settings {
     /// How long a start may keep failing for a reason that may heal (a missing project, a
     /// denial, an account limit) before the run shows as Stalled (it keeps retrying).
     pub stall_after: Duration,
+    /// How much of a failed build's log goes into `status.logTail` (off: nothing is read).
+    pub log_tail: TailLimits,
 }
 
 impl Settings {
@@ -29,7 +32,14 @@ impl Settings {
             default_region: default_region.into(),
             token_window: Duration::from_secs(300),
             stall_after: DEFAULT_STALL_AFTER,
+            log_tail: TailLimits::DEFAULT,
         }
+    }
+
+    /// With other limits for the failure tail (`TailLimits { lines: 0, .. }` turns it off).
+    pub fn with_log_tail(mut self, log_tail: TailLimits) -> Self {
+        self.log_tail = log_tail;
+        self
     }
 
     /// With another grace period before a start that keeps failing shows as Stalled.
@@ -70,6 +80,10 @@ pub struct OperatorSettings {
     pub enforce_policies: bool,
     /// The ValidatingAdmissionPolicy kept in step with the policies (with enforcement).
     pub admission_policy: Option<String>,
+    /// How much of a failed build's log goes into status.
+    pub log_tail: TailLimits,
+    /// Whether the test and coverage reports of finished builds are read (BatchGetReports).
+    pub read_reports: bool,
 }
 
 impl OperatorSettings {
@@ -78,6 +92,7 @@ impl OperatorSettings {
         Settings::new(default_region)
             .with_token_window(self.token_window)
             .with_stall_after(self.stall_after)
+            .with_log_tail(self.log_tail)
     }
 
     /// The namespaces to watch: each one named (once, however often it is named: two
@@ -122,6 +137,8 @@ mod tests {
             leader_election: None,
             enforce_policies: false,
             admission_policy: None,
+            log_tail: TailLimits::DEFAULT,
+            read_reports: true,
         }
     }
 

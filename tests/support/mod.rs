@@ -12,6 +12,7 @@
 //! - [`wait_for`] / [`wait_for_async`]: bounded polling.
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod fake;
 pub mod gitops;
 mod http;
