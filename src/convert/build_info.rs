@@ -1,6 +1,7 @@
 //! The SDK's `Build` -> the mirrored part of status.
 //!
-//! Only locations, links, identifiers and outcomes are mirrored: never log contents, and
+//! Only locations, links, identifiers and outcomes are mirrored (the failure tail is read
+//! from CloudWatch Logs separately, by `output::tail`): never log contents here, and
 //! never the build's environment (its variables may hold values the user did not mean to
 //! publish in the cluster). CodeBuild sends empty strings and lists for absent values (an
 //! empty artifact location for NO_ARTIFACTS, empty contexts of successful phases, no
