@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use super::PluginError;
-use super::outcome::{ChainBuild, LogPlace, chain, log_place, outcome};
+use super::outcome::{ChainBuild, LogPlace, activity, chain, log_place, outcome};
 use super::pace::Pacer;
 use super::screen::Screen;
 use super::session::Session;
@@ -131,7 +131,12 @@ impl LogReader {
         let status = run.status.clone().unwrap_or_default();
         let builds = chain(&status);
         let run_ended = outcome(run).is_some();
+        let name = run.metadata.name.as_deref().unwrap_or("?");
         if builds.is_empty() {
+            if !self.follow && !run_ended {
+                screen.note(&format!("cbr/{name} has no build yet ({})", activity(run)));
+                return Ok(Step::Done);
+            }
             return Ok(if run_ended { Step::Done } else { later() });
         }
         let i = *self
@@ -139,13 +144,20 @@ impl LogReader {
             .get_or_insert_with(|| self.retry.unwrap_or(builds.len() - 1));
         let Some(build) = builds.get(i) else {
             return Err(PluginError::failed(format!(
-                "cbr/{} has {} build(s) in its retry chain (--retry 0..{}); there is no --retry {i}",
-                run.metadata.name.as_deref().unwrap_or("?"),
+                "cbr/{name} has {} build(s) in its retry chain (--retry 0..{}); there is no --retry {i}",
                 builds.len(),
                 builds.len() - 1
             )));
         };
         match log_place(build) {
+            LogPlace::NotYet if !self.follow => {
+                let phase = activity(run);
+                screen.note(&format!(
+                    "build {} has no log yet (phase {phase})",
+                    build.id
+                ));
+                Ok(Step::Done)
+            }
             LogPlace::NotYet => Ok(later()),
             LogPlace::Elsewhere(message) => {
                 if self.noted != Some(i) {
