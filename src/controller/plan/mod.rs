@@ -6,12 +6,14 @@
 //! - [`follow`]: a run with a build id (mirror, auto-retry chain, stop, TTL);
 //! - [`cleanup`]: a deleted run (stop its build, or search then stop, then release);
 //! - [`progress`]: how a build reads as conditions;
-//! - [`hints`]: warnings about how a run is set up.
+//! - [`hints`]: warnings about how a run is set up;
+//! - [`output`]: what a build produced, in the status to write (the failure tail's line).
 
 pub mod capacity;
 pub mod cleanup;
 pub mod follow;
 pub mod hints;
+pub mod output;
 pub mod progress;
 pub mod start;
 

@@ -4,11 +4,13 @@
 //! by lifecycle stage (a deleted run: `cleanup`; no build id yet: `start`; a build id:
 //! `follow`), and sends every failure down one road (`failure`), which decides whether it
 //! stalls the run or is retried, and makes it visible as a condition and an Event. `write`
-//! holds the effects every stage shares: status writes, the claim, Events, deletes.
+//! holds the effects every stage shares: status writes, the claim, Events, deletes;
+//! `output` adds what a followed build produced (the failure tail, reports).
 
 mod cleanup;
 mod failure;
 mod follow;
+mod output;
 mod start;
 mod write;
 

@@ -18,6 +18,7 @@ use super::super::{Context, Error, OperatorSettings, error_policy, reconcile};
 use crate::api::{CodeBuildRun, START_ATTEMPT_ANNOTATION};
 use crate::codebuild::BuildApi;
 use crate::leader::Leadership;
+use crate::output::ReportReader;
 use crate::policy::Policies;
 use crate::server::Readiness;
 use crate::tracker::{Pace, Tracker, paced};
@@ -35,6 +36,7 @@ pub(super) struct Watched<B> {
     pub client: Client,
     pub ctx: Arc<Context<B>>,
     pub tracker: Tracker<B>,
+    pub reports: Option<ReportReader<B>>,
     pub policies: Option<Policies>,
     pub leadership: Leadership,
     pub readiness: Readiness,
@@ -72,6 +74,10 @@ impl<B: BuildApi> Watched<B> {
             .graceful_shutdown_on(async move {
                 let _ = stop.wait_for(|stopping| *stopping).await;
             });
+        if let Some(reports) = &self.reports {
+            reports.follow(reader.clone());
+            controller = controller.reconcile_on(reports.triggers(self.namespace.clone()));
+        }
         if let Some(policies) = &self.policies {
             controller = controller.reconcile_on(waiting_runs(policies.changes(), reader));
         }

@@ -19,6 +19,7 @@ use crate::api::FIELD_MANAGER;
 use crate::codebuild::{AwsBuildApi, BuildApi};
 use crate::leader::{self, Election, ElectionClients, Leadership};
 use crate::metrics::Metrics;
+use crate::output::ReportReader;
 use crate::policy::Policies;
 use crate::server::{self, Readiness};
 use crate::tracker::{Capacity, Tracker};
@@ -134,7 +135,12 @@ impl<B: BuildApi> Operator<B> {
         let tracker = Tracker::new(self.codebuild.clone(), &self.wiring.default_region)
             .with_metrics(self.metrics.clone())
             .with_capacity(Capacity::new(self.wiring.settings.poll_interval));
-        let ctx = Arc::new(self.context(&tracker, policies.clone()));
+        let reports = self
+            .wiring
+            .settings
+            .read_reports
+            .then(|| ReportReader::new(self.codebuild.clone(), &self.wiring.default_region));
+        let ctx = Arc::new(self.context(&tracker, reports.as_ref(), policies.clone()));
         let (leadership, election) = self.elect();
         let settings = &self.wiring.settings;
         info!(
@@ -148,6 +154,7 @@ impl<B: BuildApi> Operator<B> {
                 client: self.clients.main.clone(),
                 ctx: ctx.clone(),
                 tracker: tracker.clone(),
+                reports: reports.clone(),
                 policies: policies.clone(),
                 leadership: leadership.clone(),
                 readiness: self.readiness.clone(),
@@ -156,11 +163,19 @@ impl<B: BuildApi> Operator<B> {
             }
             .run()
         }));
-        // Only the leader polls CodeBuild and writes the admission policy.
+        // Only the leader polls CodeBuild, reads reports and writes the admission policy.
         let tracker_loop = leader_only(&leadership, tracker.run(settings.poll_interval));
         let admission_loop = leader_only(&leadership, self.admission_loop(policies));
+        let poll_interval = settings.poll_interval;
+        let report_loop = leader_only(&leadership, async move {
+            match reports {
+                Some(reports) => reports.run(poll_interval).await,
+                None => future::pending::<()>().await,
+            }
+        });
         tokio::pin!(controllers);
-        let loops = future::select(Box::pin(tracker_loop), Box::pin(admission_loop));
+        let others = future::join(admission_loop, report_loop);
+        let loops = future::select(Box::pin(tracker_loop), Box::pin(others));
         let mut stop = self.stop.clone();
         tokio::select! {
             _ = &mut controllers => {}
@@ -202,7 +217,12 @@ impl<B: BuildApi> Operator<B> {
             .map(Some))
     }
 
-    fn context(&self, tracker: &Tracker<B>, policies: Option<Policies>) -> Context<B> {
+    fn context(
+        &self,
+        tracker: &Tracker<B>,
+        reports: Option<&ReportReader<B>>,
+        policies: Option<Policies>,
+    ) -> Context<B> {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -219,6 +239,10 @@ impl<B: BuildApi> Operator<B> {
         )
         .with_metrics(self.metrics.clone())
         .with_capacity(tracker.capacity());
+        let ctx = match reports {
+            Some(reports) => ctx.with_reports(reports.cache()),
+            None => ctx,
+        };
         match policies {
             Some(policies) => ctx.with_policies(policies),
             None => ctx,
