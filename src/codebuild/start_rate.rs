@@ -1,7 +1,9 @@
 //! The pace of StartBuild calls to one target (Region and identity): a token bucket whose
 //! rate adapts to the service (additive increase, multiplicative decrease). Unlimited in
-//! practice until CodeBuild throttles (it starts at [`MAX_RATE`]), halved on every throttled
-//! attempt, and raised a little with every start that goes through. Pure: time is passed in.
+//! practice until CodeBuild throttles (it starts at [`MAX_RATE`]), halved when an attempt
+//! is throttled (once per [`DECREASE_HOLD`]: the calls already in flight when the rate was
+//! cut are throttled too, and must not cut it again), and raised a little with every start
+//! that goes through. Pure: time is passed in.
 //!
 //! The controller asks before it records a start attempt ([`StartRate::permit`]), so a run
 //! that must wait is requeued without a write, and the exactly-once timing (a call lasts at
@@ -17,6 +19,9 @@ pub const MIN_RATE: f64 = 0.5;
 const INCREASE: f64 = 0.1;
 /// What a throttled attempt multiplies the rate by.
 const DECREASE: f64 = 0.5;
+/// After a cut, further throttled attempts within this long do not cut again (they were
+/// sent at the old rate).
+const DECREASE_HOLD: Duration = Duration::from_secs(1);
 
 /// One target's StartBuild pace.
 #[derive(Clone, Debug)]
@@ -24,6 +29,7 @@ pub struct StartRate {
     rate: f64,
     tokens: f64,
     refilled: Instant,
+    cut: Option<Instant>,
 }
 
 impl StartRate {
@@ -33,6 +39,7 @@ impl StartRate {
             rate: MAX_RATE,
             tokens: MAX_RATE,
             refilled: now,
+            cut: None,
         }
     }
 
@@ -52,11 +59,19 @@ impl StartRate {
         }
     }
 
-    /// An attempt was throttled: halve the rate (not below [`MIN_RATE`]), empty the bucket.
+    /// An attempt was throttled: empty the bucket and halve the rate (not below
+    /// [`MIN_RATE`]), unless it was cut less than [`DECREASE_HOLD`] ago.
     pub fn throttled(&mut self, now: Instant) {
         self.refill(now);
-        self.rate = (self.rate * DECREASE).max(MIN_RATE);
         self.tokens = self.tokens.min(0.0);
+        if self
+            .cut
+            .is_some_and(|cut| now.saturating_duration_since(cut) < DECREASE_HOLD)
+        {
+            return;
+        }
+        self.rate = (self.rate * DECREASE).max(MIN_RATE);
+        self.cut = Some(now);
     }
 
     /// A start went through: raise the rate a little (not above [`MAX_RATE`]).
@@ -87,12 +102,25 @@ mod tests {
     }
 
     #[test]
+    fn throttled_calls_in_flight_together_cut_the_rate_once() {
+        let t0 = Instant::now();
+        let mut r = StartRate::new(t0);
+        for i in 0..50 {
+            r.throttled(t0 + Duration::from_millis(i * 10));
+        }
+        assert_eq!(r.rate(), MAX_RATE / 2.0);
+        r.throttled(t0 + DECREASE_HOLD);
+        assert_eq!(r.rate(), MAX_RATE / 4.0, "throttled again a hold later");
+    }
+
+    #[test]
     fn throttling_halves_the_rate_and_successes_raise_it_again() {
         let t0 = Instant::now();
         let mut r = StartRate::new(t0);
-        for _ in 0..4 {
-            r.throttled(t0);
+        for i in 0..4 {
+            r.throttled(t0 + DECREASE_HOLD * i);
         }
+        let t0 = t0 + DECREASE_HOLD * 3;
         assert_eq!(r.rate(), MAX_RATE / 16.0);
         let wait = r.permit(t0).unwrap_err();
         assert!(wait <= Duration::from_millis(170), "{wait:?}");
@@ -106,8 +134,8 @@ mod tests {
             "{}",
             r.rate()
         );
-        for _ in 0..100 {
-            r.throttled(t1);
+        for i in 0..100 {
+            r.throttled(t1 + DECREASE_HOLD * i);
         }
         assert_eq!(r.rate(), MIN_RATE);
     }
