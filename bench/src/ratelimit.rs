@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use anyhow::anyhow;
-use codebuild_sim::{Counters, RateLimits};
+use codebuild_sim::{Counters, RateLimits, StartRecord};
 
 use crate::report::Goal;
 use crate::util::now;
@@ -131,6 +131,10 @@ impl Bench {
             .filter_map(|s| s.build_id_t)
             .fold(t0, f64::max)
             - t0;
+        eprintln!(
+            "bench: ratelimit: builds started per 5 s after the first create: {}",
+            per_bucket(&starts, t0, 5.0)
+        );
         let (requests, throttled) = start_build_requests(&counters);
         Ok(Outcome {
             all_started: last - t0,
@@ -147,4 +151,21 @@ fn start_build_requests(c: &Counters) -> (f64, f64) {
         m.get("StartBuild").copied().unwrap_or(0) as f64
     };
     (get(&c.calls), get(&c.throttled_by_operation))
+}
+
+/// Builds started (StartBuild calls that went through) per `secs` after `t0`.
+fn per_bucket(starts: &[StartRecord], t0: f64, secs: f64) -> String {
+    let mut buckets: Vec<usize> = vec![];
+    for s in starts.iter().filter(|s| s.error.is_none() && !s.replayed) {
+        let i = ((s.time - t0).max(0.0) / secs) as usize;
+        if buckets.len() <= i {
+            buckets.resize(i + 1, 0);
+        }
+        buckets[i] += 1;
+    }
+    buckets
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
