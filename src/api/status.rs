@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 /// The observed state of a CodeBuildRun.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+// Atomic for server-side apply: the operator is its only writer and always applies all of
+// it, so the apiserver tracks one field (`f:status`) instead of every leaf. That keeps
+// managedFields about 1.6 KB smaller and each status write about a fifth cheaper for the
+// apiserver (README, Performance).
+#[schemars(extend("x-kubernetes-map-type" = "atomic"))]
 pub struct CodeBuildRunStatus {
     /// The `metadata.generation` this status was computed for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
