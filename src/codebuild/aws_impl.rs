@@ -327,7 +327,7 @@ impl BuildApi for AwsBuildApi {
         self.start_rate(target)
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .succeeded();
+            .succeeded(Instant::now());
         out.build_value
             .ok_or_else(|| ApiError::new(ErrorKind::Other, None, "StartBuild returned no build"))
     }
