@@ -3,8 +3,9 @@
 #
 # up (default): a real kube-apiserver + etcd (hack/local-cluster.sh; builds them on first use,
 # about 15 minutes), the CodeBuild simulator with a project `my-app`, the CRD, the operator,
-# then examples/minimal.yaml, watched until its build Succeeded. Everything keeps running so
-# you can try more runs; `hack/demo.sh down` stops it all.
+# then examples/minimal.yaml, watched until its build Succeeded, then the same build again with
+# the kubectl plugin (`kubectl codebuild start my-app --wait --logs`: its log, then its
+# outcome). Everything keeps running so you can try more runs; `hack/demo.sh down` stops it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
@@ -32,8 +33,10 @@ down() {
 
 up() {
   mkdir -p "$STATE"
-  say "building the operator and the simulator"
+  say "building the operator, the kubectl plugin and the simulator"
   cargo build -q -p codebuild-operator -p codebuild-sim --bins
+  # kubectl finds `kubectl codebuild` as kubectl-codebuild on the PATH.
+  export PATH="$ROOT/target/debug:$PATH"
   say "starting the local control plane"
   eval "$(hack/local-cluster.sh up)"
   export KUBECONFIG
@@ -55,7 +58,8 @@ up() {
   say "starting the operator (logs: $STATE/operator.log)"
   stop_pid "$STATE/operator.pid"
   AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true \
-    "$OP_BIN" run --region us-east-1 --endpoint-url "$endpoint" --poll-interval 1s \
+    "$OP_BIN" run --region us-east-1 --endpoint-url "$endpoint" \
+    --logs-endpoint-url "$endpoint" --poll-interval 1s \
     >"$STATE/operator.log" 2>&1 &
   echo $! >"$STATE/operator.pid"
 
@@ -73,10 +77,23 @@ up() {
   echo
   say "Succeeded. The events of the run:"
   kubectl get events --field-selector involvedObject.name=my-app-build --sort-by=.metadata.creationTimestamp
+  say "the same with the kubectl plugin: kubectl codebuild start my-app --wait --logs"
+  # The plugin reads the build's log from CloudWatch Logs with the user's AWS credentials;
+  # here the simulator plays CloudWatch Logs too.
+  AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1 \
+    AWS_ENDPOINT_URL_CLOUDWATCH_LOGS="$endpoint" AWS_EC2_METADATA_DISABLED=true \
+    kubectl codebuild start my-app --wait --logs
   cat <<MSG
 
 Everything is still running. In this shell:
-  export KUBECONFIG=$KUBECONFIG
+  export KUBECONFIG=$KUBECONFIG PATH=$ROOT/target/debug:\$PATH
+  export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1
+  export AWS_ENDPOINT_URL_CLOUDWATCH_LOGS=$endpoint    # the simulator plays CloudWatch Logs
+
+Follow a build's log, wait for a run, rerun or stop it:
+  kubectl codebuild start my-app --env CODEBUILD_SIM_FAIL_PHASE=BUILD --wait   # exits 1
+  kubectl codebuild logs RUN -f          kubectl codebuild wait RUN
+  kubectl codebuild rerun RUN --logs     kubectl codebuild stop RUN
 
 Try a failing run (the simulator fails the BUILD phase when asked to):
   kubectl create -f - <<'YAML'
@@ -89,7 +106,7 @@ Try a failing run (the simulator fails the BUILD phase when asked to):
     - {name: CODEBUILD_SIM_FAIL_PHASE, value: BUILD}
   YAML
   kubectl get cbr -w                  # Status FAILED; conditions Succeeded=False, Stalled=True
-  kubectl describe cbr                # the failing phase's message, and the Events
+  kubectl describe cbr                # the failing phase's message, the log's tail, the Events
 
 Delete a run mid-build and its build is stopped:  kubectl delete cbr NAME
 Clean up:  hack/demo.sh down

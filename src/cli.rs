@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 use crate::codebuild::AwsSettings;
@@ -10,6 +11,7 @@ use crate::controller::OperatorSettings;
 use crate::controller::plan::EventSettings;
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::PerRunLabels;
+use crate::output::TailLimits;
 
 /// Run AWS CodeBuild builds as Kubernetes CodeBuildRun objects.
 #[derive(Debug, Parser)]
@@ -98,6 +100,44 @@ pub struct RunArgs {
     /// VPC endpoints). The standard AWS_ENDPOINT_URL_STS is honoured too.
     #[arg(long, env = "CODEBUILD_OPERATOR_STS_ENDPOINT_URL")]
     pub sts_endpoint_url: Option<String>,
+
+    /// A CloudWatch Logs endpoint URL for the failure tail (emulators, VPC endpoints). The
+    /// standard AWS_ENDPOINT_URL_CLOUDWATCH_LOGS is honoured too.
+    #[arg(long, env = "CODEBUILD_OPERATOR_LOGS_ENDPOINT_URL")]
+    pub logs_endpoint_url: Option<String>,
+
+    /// How many lines of a failed build's log (FAILED, FAULT, TIMED_OUT) go into
+    /// status.logTail, read once with one GetLogEvents call when the build ends. 0 turns the
+    /// failure tail off (no call). At most 1000.
+    #[arg(
+        long,
+        env = "CODEBUILD_OPERATOR_LOG_TAIL_LINES",
+        default_value_t = TailLimits::DEFAULT.lines,
+        value_parser = RangedU64ValueParser::<usize>::new().range(0..=1000)
+    )]
+    pub log_tail_lines: usize,
+
+    /// At most this many bytes of those lines (the newest are kept; a longer line is cut).
+    /// 0 turns the failure tail off. At most 65536 (the tail is part of the object).
+    #[arg(
+        long,
+        env = "CODEBUILD_OPERATOR_LOG_TAIL_BYTES",
+        default_value_t = TailLimits::DEFAULT.bytes,
+        value_parser = RangedU64ValueParser::<usize>::new().range(0..=65536)
+    )]
+    pub log_tail_bytes: usize,
+
+    /// Read the test and coverage reports of finished builds into status.reports
+    /// (BatchGetReports, batched across builds, 100 reports a call).
+    #[arg(
+        long,
+        env = "CODEBUILD_OPERATOR_READ_REPORTS",
+        default_value_t = true,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub read_reports: bool,
 
     /// How long an idempotency token stays valid in CodeBuild (5 minutes in AWS). Past it,
     /// a run whose StartBuild outcome was lost is searched for before anything is started
@@ -217,6 +257,7 @@ impl RunArgs {
                 endpoint_url: self.endpoint_url.clone(),
                 sts_endpoint_url: self.sts_endpoint_url.clone(),
                 operation_timeout: Some(self.aws_operation_timeout),
+                logs_endpoint_url: self.logs_endpoint_url.clone(),
             },
             clock_skew: self.clock_skew,
             events: EventSettings {
@@ -238,6 +279,11 @@ impl RunArgs {
             enforce_policies: self.enforce_policies,
             admission_policy: (self.enforce_policies && !self.admission_policy.is_empty())
                 .then(|| self.admission_policy.clone()),
+            log_tail: TailLimits {
+                lines: self.log_tail_lines,
+                bytes: self.log_tail_bytes,
+            },
+            read_reports: self.read_reports,
         }
     }
 
@@ -337,5 +383,30 @@ mod tests {
         );
         let settings = run_args(&["--enforce-policies", "--admission-policy", "vap"]).settings();
         assert_eq!(settings.admission_policy.as_deref(), Some("vap"));
+    }
+
+    #[test]
+    fn output_flags() {
+        let defaults = run_args(&[]).settings();
+        assert_eq!(defaults.log_tail, TailLimits::DEFAULT);
+        assert!(defaults.read_reports);
+        assert_eq!(defaults.aws.logs_endpoint_url, None);
+        let settings = run_args(&[
+            "--log-tail-lines",
+            "0",
+            "--log-tail-bytes",
+            "100",
+            "--read-reports=false",
+            "--logs-endpoint-url",
+            "http://127.0.0.1:1",
+        ])
+        .settings();
+        assert!(settings.log_tail.is_off());
+        assert_eq!(settings.log_tail.bytes, 100);
+        assert!(!settings.read_reports);
+        assert_eq!(
+            settings.aws.logs_endpoint_url.as_deref(),
+            Some("http://127.0.0.1:1")
+        );
     }
 }

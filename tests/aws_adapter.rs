@@ -12,7 +12,7 @@ use aws_sdk_codebuild::types::{
 };
 use codebuild_operator::api::CodeBuildRunSpec;
 use codebuild_operator::codebuild::{
-    AssumedRole, AwsBuildApi, AwsSettings, BuildApi, ErrorKind, Target,
+    AssumedRole, AwsBuildApi, AwsSettings, BuildApi, ErrorKind, LogRead, Target,
 };
 use codebuild_operator::convert::start_build_input;
 use codebuild_sim::{Server, SimConfig};
@@ -39,6 +39,7 @@ fn api(endpoint: &str) -> AwsBuildApi {
             endpoint_url: Some(endpoint.to_owned()),
             sts_endpoint_url: None,
             operation_timeout: None,
+            logs_endpoint_url: Some(endpoint.to_owned()),
         },
     )
 }
@@ -157,6 +158,126 @@ async fn adapter_against_the_simulator() {
 }
 
 #[tokio::test]
+async fn adapter_reads_a_builds_log_and_reports_from_the_simulator() {
+    let sim = Server::start(SimConfig {
+        projects: vec!["my-app".into()],
+        phase_seconds: 0.0,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let api = api(&sim.endpoint());
+    let target = Target::region("us-east-1");
+    let mut spec = spec("my-app");
+    spec.environment_variables_override = Some(
+        serde_json::from_value(json!([
+            {"name": "CODEBUILD_SIM_FAIL_PHASE", "value": "BUILD"},
+            {"name": "CODEBUILD_SIM_REPORTS", "value": "unit:TEST:succeeded=3,failed=1"},
+        ]))
+        .unwrap(),
+    );
+    let build = api
+        .start_build(
+            &target,
+            start_build_input(&spec, "tok-out", "uid-out").unwrap(),
+        )
+        .await
+        .unwrap();
+    let id = build.id.unwrap();
+    sim.state().advance_clock(5.0);
+    let stored = sim.state().log_events(&id).unwrap();
+    assert!(stored.len() > 10, "{stored:?}");
+    let logs = api
+        .batch_get_builds(&target, vec![id.clone()])
+        .await
+        .unwrap()
+        .builds[0]
+        .logs
+        .clone()
+        .unwrap();
+    let (group, stream) = (logs.group_name.unwrap(), logs.stream_name.unwrap());
+
+    // The tail: the newest 3 events, then the forward token reads on (nothing more), and at
+    // the end of the stream the same token comes back.
+    let read = |next_token: Option<String>, head: bool, limit: Option<i32>| LogRead {
+        group: group.clone(),
+        stream: stream.clone(),
+        start_from_head: head,
+        next_token,
+        limit,
+    };
+    let tail = api
+        .get_log_events(&target, read(None, false, Some(3)))
+        .await
+        .unwrap();
+    let messages: Vec<&str> = tail.events.iter().map(|e| e.message.as_str()).collect();
+    let expected: Vec<&str> = stored[stored.len() - 3..]
+        .iter()
+        .map(|e| e.message.as_str())
+        .collect();
+    assert_eq!(messages, expected);
+    let token = tail.next_forward_token.unwrap();
+    let end = api
+        .get_log_events(&target, read(Some(token.clone()), true, None))
+        .await
+        .unwrap();
+    assert!(end.events.is_empty());
+    assert_eq!(
+        end.next_forward_token,
+        Some(token),
+        "the same token at the end"
+    );
+    let whole = api
+        .get_log_events(&target, read(None, true, None))
+        .await
+        .unwrap();
+    assert_eq!(whole.events.len(), stored.len());
+    let missing = api
+        .get_log_events(
+            &target,
+            LogRead {
+                stream: "nope".into(),
+                ..read(None, true, None)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.code.as_deref(),
+        Some("ResourceNotFoundException"),
+        "{missing}"
+    );
+
+    let arns = api
+        .batch_get_builds(&target, vec![id])
+        .await
+        .unwrap()
+        .builds[0]
+        .report_arns
+        .clone()
+        .unwrap();
+    let reports = api.batch_get_reports(&target, arns.clone()).await.unwrap();
+    assert_eq!(reports.reports.len(), 1);
+    let summary = codebuild_operator::convert::report_summary(&reports.reports[0]);
+    assert_eq!(summary.arn, arns[0]);
+    assert_eq!(summary.test_summary.unwrap().total, Some(4));
+    let unknown = format!("{}-gone", arns[0]);
+    let batch = api
+        .batch_get_reports(&target, vec![unknown.clone()])
+        .await
+        .unwrap();
+    assert_eq!(batch.not_found, vec![unknown]);
+    let too_many = api
+        .batch_get_reports(
+            &target,
+            (0..101).map(|i| format!("{}{i}", arns[0])).collect(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(too_many.kind, ErrorKind::InvalidInput, "{too_many}");
+}
+
+#[tokio::test]
 async fn adapter_against_moto() {
     let moto = start_moto();
     let endpoint = format!("http://127.0.0.1:{}", moto.port());
@@ -270,6 +391,7 @@ async fn tenant_roles_are_assumed_through_sts() {
             endpoint_url: Some(sim.endpoint()),
             sts_endpoint_url: Some(moto_endpoint.clone()),
             operation_timeout: None,
+            logs_endpoint_url: None,
         },
     );
     let tenant = |namespace: &str, role: &str| {

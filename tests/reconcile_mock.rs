@@ -481,6 +481,38 @@ async fn deleting_a_run_that_never_started_does_not_call_aws() {
 }
 
 #[tokio::test]
+async fn a_copy_from_before_the_release_does_not_release_again() {
+    // The watch cache can hand the next reconcile the version the finalizer was removed
+    // from; a second JSON patch would fail its test (a 422 and a wasted write).
+    let mut object = run_object(&[FINALIZER], Value::Null);
+    object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    let h = harness(&object, Duration::from_secs(300));
+    reconcile_once(&h, &object).await.unwrap();
+    reconcile_once(&h, &object).await.unwrap();
+    assert_eq!(log(&h), vec![format!("k8s PATCH {RUN_PATH}")]);
+}
+
+#[tokio::test]
+async fn a_refused_release_is_made_again_from_the_object_itself() {
+    let mut object = run_object(&[FINALIZER], Value::Null);
+    object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    let patch = format!("k8s PATCH {RUN_PATH}");
+    let get = format!("k8s GET {RUN_PATH}");
+    // The finalizer list changed since the copy was read: read it again, release from it.
+    let h = harness(&object, Duration::from_secs(300));
+    h.faults.lock().unwrap().invalid = 1;
+    reconcile_once(&h, &object).await.unwrap();
+    assert_eq!(log(&h), vec![patch.clone(), get.clone(), patch.clone()]);
+    // Someone else removed it since the copy was read: nothing left to do.
+    let mut released = object.clone();
+    released["metadata"]["finalizers"] = json!([]);
+    let h = harness(&released, Duration::from_secs(300));
+    h.faults.lock().unwrap().invalid = 1;
+    reconcile_once(&h, &object).await.unwrap();
+    assert_eq!(log(&h), vec![patch, get]);
+}
+
+#[tokio::test]
 async fn deleting_a_run_that_was_never_claimed_makes_no_call() {
     let mut object = run_object(&[], Value::Null);
     object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
@@ -764,11 +796,36 @@ async fn a_start_after_a_search_past_the_window_is_decided_again_first() {
     assert_eq!(stalled["reason"], "PolicyDenied");
 }
 
+fn seconds_ago(seconds: i64) -> String {
+    (k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(seconds))
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_resend_under_another_granted_role_waits_while_the_old_call_may_be_in_flight() {
+    let old = "arn:aws:iam::111111111111:role/old";
+    let new = "arn:aws:iam::111111111111:role/new";
+    let mut recorded = attempt("tok", &now(), "us-east-1");
+    recorded["roleArn"] = json!(old);
+    let object = run_object(&[FINALIZER], json!({"startAttempt": recorded}));
+    let policies = policies(&[team_policy("a", Some(new))], &[("ns", &[("team", "a")])]);
+    let h = harness_with(&object, Duration::from_secs(300), Some(policies));
+    reconcile_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert!(
+        l.iter().all(|call| !call.starts_with("aws ")),
+        "a search now could miss the build the old call is making: {l:?}"
+    );
+    assert!(statuses(&h).is_empty(), "{l:?}");
+}
+
 #[tokio::test]
 async fn a_resend_under_another_granted_role_searches_as_the_old_one_first() {
     let old = "arn:aws:iam::111111111111:role/old";
     let new = "arn:aws:iam::111111111111:role/new";
-    let mut recorded = attempt("tok", &now(), "us-east-1");
+    // Inside the token window (300 s), but past the last moment a repeat under the old role
+    // could still have been in flight (the window less the clock skew margin, 285 s).
+    let mut recorded = attempt("tok", &seconds_ago(290), "us-east-1");
     recorded["roleArn"] = json!(old);
     let object = run_object(&[FINALIZER], json!({"startAttempt": recorded}));
     let policies = policies(&[team_policy("a", Some(new))], &[("ns", &[("team", "a")])]);

@@ -1,7 +1,7 @@
 //! The local kube-apiserver: client, namespaces, CodeBuildRun creation, an observer that
 //! sees every write to every run of a namespace, and apiserver request counters.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -218,6 +218,8 @@ pub struct Seen {
     pub phases: Vec<(String, f64)>,
     /// When `buildStatus` was first seen final (not IN_PROGRESS).
     pub final_t: Option<f64>,
+    /// That final `buildStatus` (SUCCEEDED, FAILED, ...).
+    pub final_status: Option<String>,
 }
 
 /// Watches every CodeBuildRun of a namespace and records each write as it arrives.
@@ -327,13 +329,25 @@ fn record(seen: &Arc<Mutex<HashMap<String, Seen>>>, obj: &DynamicObject) {
         if let Some(bs) = field("buildStatus") {
             if bs != "IN_PROGRESS" {
                 s.final_t = Some(t);
+                s.final_status = Some(bs);
             }
         }
     }
 }
 
-/// apiserver_request_total for codebuildruns (and Events), summed by `verb/subresource`.
+/// apiserver_request_total of every resource, summed by `resource:VERB/subresource` (over
+/// every response code, group and version).
 pub async fn apiserver_requests(client: &Client) -> HashMap<String, f64> {
+    request_counts(client, false).await
+}
+
+/// apiserver_request_total answered with an error (code 400 and up), summed by
+/// `resource:VERB/subresource:code`.
+pub async fn apiserver_errors(client: &Client) -> HashMap<String, f64> {
+    request_counts(client, true).await
+}
+
+async fn request_counts(client: &Client, errors: bool) -> HashMap<String, f64> {
     let mut out = HashMap::new();
     let Ok(req) = http::Request::get("/metrics").body(Vec::new()) else {
         return out;
@@ -355,14 +369,58 @@ pub async fn apiserver_requests(client: &Client) -> HashMap<String, f64> {
                 .map(|v| v.trim_end_matches('"').to_owned())
                 .unwrap_or_default()
         };
-        let resource = label("resource");
-        if resource != "codebuildruns" && resource != "events" {
-            continue;
+        let mut key = format!(
+            "{}:{}/{}",
+            label("resource"),
+            label("verb"),
+            label("subresource")
+        );
+        if errors {
+            let code = label("code");
+            if code.parse::<u16>().unwrap_or(0) < 400 {
+                continue;
+            }
+            key = format!("{key}:{code}");
         }
-        let key = format!("{}:{}/{}", resource, label("verb"), label("subresource"));
         *out.entry(key).or_insert(0.0) += value.trim().parse::<f64>().unwrap_or(0.0);
     }
     out
+}
+
+/// The verbs of `apiserver_request_total` that write (POST, PUT, PATCH, DELETE; a
+/// server-side apply is counted as APPLY).
+pub const WRITE_VERBS: [&str; 6] = [
+    "POST",
+    "PUT",
+    "PATCH",
+    "APPLY",
+    "DELETE",
+    "DELETECOLLECTION",
+];
+
+/// The parts of a `resource:VERB/subresource` key.
+fn key_parts(key: &str) -> (&str, &str, &str) {
+    let (resource, rest) = key.split_once(':').unwrap_or((key, ""));
+    let (verb, sub) = rest.split_once('/').unwrap_or((rest, ""));
+    (resource, verb, sub)
+}
+
+/// Write requests between two samples of [`apiserver_requests`] whose `resource` and
+/// `subresource` satisfy `pick`, by `resource:VERB/subresource`.
+pub fn write_deltas(
+    before: &HashMap<String, f64>,
+    after: &HashMap<String, f64>,
+    pick: impl Fn(&str, &str) -> bool,
+) -> BTreeMap<String, f64> {
+    after
+        .keys()
+        .filter(|k| {
+            let (resource, verb, sub) = key_parts(k);
+            WRITE_VERBS.contains(&verb) && pick(resource, sub)
+        })
+        .map(|k| (k.clone(), delta(before, after, k)))
+        .filter(|(_, d)| *d > 0.0)
+        .collect()
 }
 
 /// `after - before` for one key.
@@ -377,4 +435,20 @@ pub async fn apiserver_version(client: &Client) -> String {
         .await
         .map(|v| v.git_version)
         .unwrap_or_else(|_| "?".into())
+}
+
+/// The kube-apiserver and etcd of the control plane the bench uses: the pid files of
+/// hack/local-cluster.sh (`$E2E_RUN`, default target/local-cluster), so another control
+/// plane on the same machine is never measured instead.
+pub fn control_plane_pids() -> (Option<u32>, Option<u32>) {
+    let run = std::env::var_os("E2E_RUN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/local-cluster"));
+    let pid = |file: &str| {
+        std::fs::read_to_string(run.join(file))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    };
+    (pid("apiserver.pid"), pid("etcd.pid"))
 }

@@ -7,8 +7,12 @@
     clippy::too_many_arguments,
     clippy::type_complexity
 )]
+mod budget;
 mod cluster;
+mod handover;
+mod limits;
 mod operator;
+mod ratelimit;
 mod report;
 mod util;
 
@@ -24,6 +28,7 @@ use kube::Client;
 use kube::api::{Api, DynamicObject};
 use serde_json::json;
 
+use budget::{Budget, Costs};
 use cluster::{Observer, apiserver_requests, delta};
 use operator::Operator;
 use report::{Goal, Report};
@@ -35,7 +40,8 @@ struct Args {
     /// Small sizes and short windows (a few minutes), for development.
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run (comma-separated): small,burst,steady,awscli,scale. Default: all.
+    /// Scenarios to run (comma-separated):
+    /// small,burst,steady,awscli,scale,limits,ratelimit,handover. Default: all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The operator binary.
@@ -75,6 +81,17 @@ struct Plan {
     scale_stage1: usize,
     scale_total: usize,
     restart_reps: usize,
+    /// `limits`: runs, the simulated concurrent build limit, seconds per phase (10 phases).
+    limits_runs: usize,
+    limits_max: usize,
+    limits_phase: f64,
+    limits_reps: usize,
+    /// `ratelimit`: runs created at once, the simulated StartBuild rate (per second).
+    ratelimit_n: usize,
+    ratelimit_rate: f64,
+    ratelimit_reps: usize,
+    /// `handover`: trials of each signal.
+    handover_reps: usize,
 }
 
 impl Plan {
@@ -95,6 +112,14 @@ impl Plan {
                 scale_stage1: 300,
                 scale_total: 2000,
                 restart_reps: 1,
+                limits_runs: 30,
+                limits_max: 5,
+                limits_phase: 1.0,
+                limits_reps: 1,
+                ratelimit_n: 200,
+                ratelimit_rate: 10.0,
+                ratelimit_reps: 1,
+                handover_reps: 1,
             }
         } else {
             Plan {
@@ -112,12 +137,35 @@ impl Plan {
                 scale_stage1: 1000,
                 scale_total: 10000,
                 restart_reps: 3,
+                limits_runs: 30,
+                limits_max: 5,
+                limits_phase: 1.0,
+                limits_reps: 3,
+                ratelimit_n: 1000,
+                ratelimit_rate: 10.0,
+                ratelimit_reps: 3,
+                handover_reps: 3,
             }
         }
     }
 }
 
+/// Every scenario, in the order they run.
+const SCENARIOS: [&str; 8] = [
+    "small",
+    "burst",
+    "steady",
+    "awscli",
+    "scale",
+    "limits",
+    "ratelimit",
+    "handover",
+];
+
 const LONG_PHASE: f64 = 3600.0;
+/// How long after every run is final in status the apiserver budget is taken (the last
+/// Events follow the final status writes).
+const SETTLE: f64 = 2.0;
 const RATE: f64 = 10.0;
 
 struct Bench {
@@ -142,6 +190,9 @@ struct Bench {
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args = Args::parse();
+    if let Some(bad) = args.only.iter().find(|o| !SCENARIOS.contains(&o.as_str())) {
+        bail!("unknown scenario {bad:?}: one of {}", SCENARIOS.join(","));
+    }
     let root = std::env::current_dir()?;
     let started = Instant::now();
     let operator_bin = root.join(&args.operator);
@@ -202,13 +253,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let run = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
     let mut errors = Vec::new();
-    for (name, f) in [
-        ("small", 0),
-        ("burst", 1),
-        ("steady", 2),
-        ("awscli", 3),
-        ("scale", 4),
-    ] {
+    for name in SCENARIOS {
         if !run(name) {
             continue;
         }
@@ -217,12 +262,15 @@ async fn main() -> anyhow::Result<()> {
             started.elapsed().as_secs_f64(),
             util::load1()
         );
-        let r = match f {
-            0 => b.small().await,
-            1 => b.burst().await,
-            2 => b.steady().await,
-            3 => b.awscli().await,
-            _ => b.scale().await,
+        let r = match name {
+            "small" => b.small().await,
+            "burst" => b.burst().await,
+            "steady" => b.steady().await,
+            "awscli" => b.awscli().await,
+            "scale" => b.scale().await,
+            "limits" => b.limits().await,
+            "ratelimit" => b.ratelimit().await,
+            _ => b.handover().await,
         };
         if let Err(e) = r {
             eprintln!("bench: {name} failed: {e:#}");
@@ -307,19 +355,26 @@ impl Bench {
     }
 
     async fn operator(&mut self, ns: &str) -> anyhow::Result<Operator> {
+        let mut op = self.spawn_operator(ns, &[])?;
+        op.wait_synced(Duration::from_secs(120)).await?;
+        Ok(op)
+    }
+
+    /// Starts an operator watching `ns` with `extra` flags after --operator-arg's, without
+    /// waiting for it.
+    fn spawn_operator(&mut self, ns: &str, extra: &[String]) -> anyhow::Result<Operator> {
         let log = self.out.join("logs").join(format!("{ns}-{}.log", self.seq));
         self.seq += 1;
-        let mut op = Operator::start(
+        let args: Vec<String> = self.operator_args.iter().chain(extra).cloned().collect();
+        Operator::start(
             &self.operator_bin,
             &self.kubeconfig,
             ns,
             &self.sim.endpoint(),
             &format!("{}s", self.plan.interval),
-            &self.operator_args,
+            &args,
             log,
-        )?;
-        op.wait_synced(Duration::from_secs(120)).await?;
-        Ok(op)
+        )
     }
 
     /// Idle RSS of an operator watching an empty namespace.
@@ -420,7 +475,7 @@ impl Bench {
         let mut writes_per_run = vec![];
         let mut extra_writes = vec![];
         let mut noop_writes = vec![];
-        let mut events_per_run = vec![];
+        let mut costs = Costs::default();
         let mut burst_cpu: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
         for rep in 0..self.plan.burst_reps {
             self.state().reset();
@@ -428,9 +483,10 @@ impl Bench {
             let op = self.operator(&ns).await?;
             self.idle_sample(&op).await;
             let a0 = apiserver_requests(&self.client).await;
+            let budget = Budget::start(&self.client).await;
             let created = Arc::new(Mutex::new(HashMap::new()));
             let cpu0 = op.cpu();
-            let (api_pid, etcd_pid) = control_plane_pids();
+            let (api_pid, etcd_pid) = cluster::control_plane_pids();
             let cpu_of = |pid: Option<u32>| pid.and_then(util::proc_cpu_seconds);
             let me = Some(std::process::id());
             let p0 = [cpu_of(api_pid), cpu_of(etcd_pid), Some(cpu0), cpu_of(me)];
@@ -511,8 +567,11 @@ impl Bench {
             })
             .await?;
             cpu_per_1000.push((op.cpu() - cpu0) * 1000.0 / n as f64);
+            // The last Events follow the final status writes.
+            sleep(SETTLE).await;
+            costs.push(budget.finish(&self.client, n, &obs.snapshot()).await);
             // Finished builds cost nothing.
-            sleep(self.plan.interval + 1.0).await;
+            sleep(self.plan.interval + 1.0 - SETTLE).await;
             let w = self.window(&op, &obs, 2.0 * self.plan.interval).await;
             finished_calls.push(w.calls);
             rss_finished.push(op.rss());
@@ -527,9 +586,6 @@ impl Bench {
             extra_writes.push(extra);
             let status_writes: f64 = snap.values().map(|s| s.status_writes as f64).sum();
             noop_writes.push(delta(&a0, &a1, "codebuildruns:APPLY/status") - status_writes);
-            events_per_run.push(
-                (delta(&a0, &a1, "events:POST/") + delta(&a0, &a1, "events:PATCH/")) / n as f64,
-            );
             op.stop().await;
             obs.stop();
         }
@@ -610,14 +666,7 @@ impl Bench {
             Goal::Eq(0.0),
             "cluster-wide counter",
         );
-        self.report.add(
-            "e",
-            "Events written per run (whole build)",
-            "writes",
-            events_per_run,
-            Goal::None,
-            "cluster-wide counter",
-        );
+        costs.add_rows(&mut self.report, &format!("burst of {nn}"));
         self.report.add(
             "a",
             format!("API calls/min with {nn} finished builds"),
@@ -704,12 +753,14 @@ impl Bench {
             vec![],
         );
         let mut cpu_per_1000 = vec![];
+        let mut costs = Costs::default();
         for _ in 0..self.plan.steady_reps {
             self.state().reset();
             let (ns, api, obs) = self.namespace("steady").await?;
             let op = self.operator(&ns).await?;
             self.idle_sample(&op).await;
             let created: Arc<Mutex<HashMap<String, f64>>> = Arc::new(Mutex::new(HashMap::new()));
+            let budget = Budget::start(&self.client).await;
             let cpu0 = op.cpu();
             let t0 = Instant::now();
             let mut tasks = vec![];
@@ -730,6 +781,8 @@ impl Bench {
             })
             .await?;
             cpu_per_1000.push((op.cpu() - cpu0) * 1000.0 / n as f64);
+            sleep(SETTLE).await;
+            costs.push(budget.finish(&self.client, n, &obs.snapshot()).await);
             let created = created.lock().unwrap().clone();
             let snap = obs.snapshot();
             let start_by_id: HashMap<String, f64> = self
@@ -850,6 +903,7 @@ impl Bench {
             Goal::None,
             "",
         );
+        costs.add_rows(&mut self.report, "10 creates/s");
         Ok(())
     }
 
@@ -1205,14 +1259,16 @@ done
     /// Rows that combine scenarios: call rates side by side, per-build CPU and memory.
     fn summary_rows(&mut self) {
         let idle = self.idle_rss.clone();
-        self.report.add(
-            "d",
-            "operator RSS idle (empty namespace, one sample per operator start)",
-            "MiB",
-            idle.clone(),
-            Goal::Le(25.0),
-            "",
-        );
+        if !idle.is_empty() {
+            self.report.add(
+                "d",
+                "operator RSS idle (empty namespace, one sample per operator start)",
+                "MiB",
+                idle.clone(),
+                Goal::Le(25.0),
+                "",
+            );
+        }
         let cli = self
             .report
             .median_of("AWS CLI Job loop: API calls per build per minute, all sizes");
@@ -1384,23 +1440,6 @@ const PROFILED: [&str; 4] = [
     "the operator",
     "the bench (creates, watch, simulator)",
 ];
-
-/// The pids of the running kube-apiserver and etcd.
-/// The kube-apiserver and etcd of the control plane the bench uses: the pid files of
-/// hack/local-cluster.sh (`$E2E_RUN`, default target/local-cluster), so another control
-/// plane on the same machine is never measured instead.
-fn control_plane_pids() -> (Option<u32>, Option<u32>) {
-    let run = std::env::var_os("E2E_RUN")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/local-cluster"));
-    let pid = |file: &str| {
-        std::fs::read_to_string(run.join(file))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
-    };
-    (pid("apiserver.pid"), pid("etcd.pid"))
-}
 
 fn num_cpus() -> usize {
     std::thread::available_parallelism()

@@ -48,7 +48,12 @@ impl Operator {
             .env("AWS_ACCESS_KEY_ID", "AKIDBENCH")
             .env("AWS_SECRET_ACCESS_KEY", "bench-secret")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "info")
+            // The operator's log filter: info, or CODEBUILD_BENCH_OPERATOR_LOG (e.g.
+            // "info,codebuild_operator::controller=debug") to look into a figure.
+            .env(
+                "RUST_LOG",
+                std::env::var("CODEBUILD_BENCH_OPERATOR_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
@@ -117,13 +122,14 @@ impl Operator {
         )
     }
 
-    /// Sum of every `codebuild_operator_reconciles_total` series; None without /metrics.
-    pub async fn reconciles(&self) -> Option<f64> {
+    /// GET `path` of its metrics server: (HTTP status, body); None when it cannot be
+    /// reached (not serving yet, or gone).
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
         let addr = self.metrics_address()?;
         let fetch = async {
             let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
             s.write_all(
-                format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
                     .as_bytes(),
             )
             .await
@@ -132,29 +138,68 @@ impl Operator {
             s.read_to_string(&mut body).await.ok()?;
             Some(body)
         };
-        let body = tokio::time::timeout(Duration::from_secs(5), fetch)
+        let text = tokio::time::timeout(Duration::from_secs(5), fetch)
             .await
             .ok()??;
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Some((status, body))
+    }
+
+    /// Sum of every series of the metric `name` (exactly that name, any labels); None
+    /// without /metrics or without such a series.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics").await?;
         let mut total = None;
         for line in body.lines() {
-            if line.starts_with("codebuild_operator_reconciles_total") {
-                if let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
-                    *total.get_or_insert(0.0) += v;
-                }
+            let Some(rest) = line.strip_prefix(name) else {
+                continue;
+            };
+            if !(rest.starts_with('{') || rest.starts_with(' ')) {
+                continue;
+            }
+            if let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+                *total.get_or_insert(0.0) += v;
             }
         }
         total
     }
 
+    /// Sum of every `codebuild_operator_reconciles_total` series; None without /metrics.
+    pub async fn reconciles(&self) -> Option<f64> {
+        self.metric("codebuild_operator_reconciles_total").await
+    }
+
+    /// Whether /readyz answers 200 (every watch cache synced, leadership known).
+    pub async fn ready(&self) -> bool {
+        matches!(self.get("/readyz").await, Some((200, _)))
+    }
+
+    /// Sends `sig` and returns at once.
+    pub fn signal(&self, sig: libc::c_int) {
+        signal(self.pid(), sig);
+    }
+
+    /// Waits up to `timeout` for the process to exit; whether it did.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// SIGTERM, wait up to 30 s, then SIGKILL.
     pub async fn stop(mut self) {
         signal(self.pid(), libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if self.wait_exit(Duration::from_secs(30)).await {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -7,6 +7,7 @@ use crate::util::median;
 #[derive(Clone, Copy, Debug)]
 pub enum Goal {
     Le(f64),
+    Lt(f64),
     Eq(f64),
     None,
 }
@@ -15,6 +16,7 @@ impl Goal {
     fn text(&self) -> String {
         match self {
             Goal::Le(v) => format!("<= {}", fmt(*v)),
+            Goal::Lt(v) => format!("< {}", fmt(*v)),
             Goal::Eq(v) => format!("= {}", fmt(*v)),
             Goal::None => String::new(),
         }
@@ -22,6 +24,7 @@ impl Goal {
     fn met(&self, v: f64) -> Option<bool> {
         match self {
             Goal::Le(g) => Some(v <= *g + 1e-9),
+            Goal::Lt(g) => Some(v < *g),
             Goal::Eq(g) => Some((v - *g).abs() < 1e-9),
             Goal::None => None,
         }

@@ -19,6 +19,9 @@ pub const FINALIZER: &str = "codebuild.operator.dev/stop-build";
 /// has no attempt in status is searched for (its marker) before anything is started.
 pub const START_ATTEMPT_ANNOTATION: &str = "codebuild.operator.dev/start-attempt";
 
+/// Set by `kubectl codebuild rerun` on the run it creates: the name of the run it repeats.
+pub const RERUN_OF_ANNOTATION: &str = "codebuild.operator.dev/rerun-of";
+
 /// The environment variable the operator adds to every build it starts, carrying the
 /// object's uid, so a build can be traced back to its run (and found after a crash).
 pub const MARKER_ENV_VAR: &str = "CODEBUILD_OPERATOR_RUN_UID";
@@ -144,6 +147,19 @@ pub mod reason {
     pub const BUILD_BATCH_NOT_FOUND: &str = "BuildBatchNotFound";
     /// The recorded batch id is not one CodeBuild can look up.
     pub const INVALID_BUILD_BATCH_ID: &str = "InvalidBuildBatchId";
+}
+
+/// Why `status.logTail` holds no lines (besides the AWS error categories of [`reason`]:
+/// AccessDenied, Throttled, ServiceUnavailable, NetworkError, AwsError).
+pub mod log_tail {
+    /// The build does not send its log to CloudWatch Logs (S3 only, or no log at all).
+    pub const LOGS_DISABLED: &str = "LogsDisabled";
+    /// The build ended before its container wrote a log (PROVISIONING did not finish).
+    pub const NO_LOG_STREAM: &str = "NoLogStream";
+    /// CloudWatch Logs does not know the build's group or stream (deleted, or expired).
+    pub const LOG_STREAM_NOT_FOUND: &str = "LogStreamNotFound";
+    /// The stream holds no line.
+    pub const LOG_EMPTY: &str = "LogEmpty";
 }
 
 /// Event actions: what the operator was doing (the API call, or the phase for

@@ -66,6 +66,12 @@ use super::{
         type_ = "date",
         json_path = ".status.endTime",
         priority = 1
+    ),
+    printcolumn(
+        name = "Tests",
+        type_ = "string",
+        json_path = ".status.reports.tests",
+        priority = 1
     )
 )]
 #[serde(rename_all = "camelCase")]

@@ -1,5 +1,5 @@
-//! `BuildApi` on the AWS SDK: one CodeBuild client per target (Region, and the tenant role
-//! when one is assumed). The operator's own credentials come from aws-config's default chain
+//! `BuildApi` on the AWS SDK: one CodeBuild client and one CloudWatch Logs client per target
+//! (Region, and the tenant role when one is assumed), sharing that target's credentials. The operator's own credentials come from aws-config's default chain
 //! (environment, profile, web identity / IRSA, EKS Pod Identity, instance metadata); a
 //! tenant role is assumed with STS AssumeRole on top of them. Each client keeps its
 //! credentials in the SDK's identity cache, which refreshes them before they expire.
@@ -8,13 +8,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig, timeout::TimeoutConfig};
 use aws_sdk_codebuild::Client;
 use aws_sdk_codebuild::config::interceptors::FinalizerInterceptorContextRef;
-use aws_sdk_codebuild::config::{ConfigBag, Intercept, Region, RuntimeComponents};
+use aws_sdk_codebuild::config::{
+    ConfigBag, Intercept, Region, RuntimeComponents, SharedCredentialsProvider,
+};
 use aws_sdk_codebuild::error::BoxError;
 use aws_sdk_codebuild::operation::batch_get_builds::BatchGetBuildsError;
+use aws_sdk_codebuild::operation::batch_get_reports::BatchGetReportsError;
 use aws_sdk_codebuild::operation::list_builds_for_project::ListBuildsForProjectError;
 use aws_sdk_codebuild::operation::start_build::StartBuildError;
 use aws_sdk_codebuild::operation::start_build::StartBuildInput;
@@ -27,7 +31,8 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::error::classify_service;
 use super::{
-    ApiError, AssumedRole, BuildApi, BuildBatch, BuildIdPage, ErrorKind, StartRate, Target,
+    ApiError, AssumedRole, BuildApi, BuildBatch, BuildIdPage, ErrorKind, LogEvent, LogPage,
+    LogRead, ReportBatch, StartRate, Target,
 };
 use crate::metrics::Metrics;
 
@@ -37,6 +42,9 @@ mod batch;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a call may take including the SDK's own retries, by default.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one GetLogEvents call may take: the failure tail must never hold a run's final
+/// status back for long, and a follower polls again a second later anyway.
+const LOGS_TIMEOUT: Duration = Duration::from_secs(5);
 /// The session tag naming the namespace a tenant role is assumed for.
 pub const NAMESPACE_SESSION_TAG: &str = "kubernetes-namespace";
 
@@ -52,6 +60,9 @@ pub struct AwsSettings {
     /// How long a call may take, the SDK's retries included ([`OPERATION_TIMEOUT`] when
     /// unset). The exactly-once start relies on it: a call older than this is over.
     pub operation_timeout: Option<Duration>,
+    /// An endpoint URL that replaces CloudWatch Logs' (GetLogEvents). When unset, the SDK
+    /// still honours `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS` and `AWS_ENDPOINT_URL`.
+    pub logs_endpoint_url: Option<String>,
 }
 
 impl AwsSettings {
@@ -61,12 +72,19 @@ impl AwsSettings {
     }
 }
 
+/// The clients of one target, sharing its credentials.
+#[derive(Clone)]
+struct Clients {
+    codebuild: Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+}
+
 /// CodeBuild through the AWS SDK.
 #[derive(Clone)]
 pub struct AwsBuildApi {
     shared: Arc<SdkConfig>,
     settings: AwsSettings,
-    clients: Arc<Mutex<HashMap<Target, Client>>>,
+    clients: Arc<Mutex<HashMap<Target, Clients>>>,
     start_rates: Arc<Mutex<HashMap<Target, Arc<Mutex<StartRate>>>>>,
     metrics: Arc<Metrics>,
 }
@@ -128,29 +146,19 @@ impl AwsBuildApi {
         self.shared.region().map(|r| r.to_string())
     }
 
-    /// The client of `target`, made on first use and kept: its identity cache holds the
+    /// The CodeBuild client of `target`.
+    fn client(&self, target: &Target) -> Client {
+        self.clients(target).codebuild
+    }
+
+    /// The clients of `target`, made on first use and kept: their identity cache holds the
     /// target's credentials (for a role: one AssumeRole, then a refresh shortly before the
     /// credentials expire).
-    fn client(&self, target: &Target) -> Client {
+    fn clients(&self, target: &Target) -> Clients {
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         clients
             .entry(target.clone())
-            .or_insert_with(|| {
-                let mut config = aws_sdk_codebuild::config::Builder::from(self.shared.as_ref())
-                    .region(Region::new(target.region.clone()));
-                if let Some(role) = &target.role {
-                    config = config.credentials_provider(self.assume_role(role));
-                }
-                if let Some(url) = &self.settings.endpoint_url {
-                    config = config.endpoint_url(url);
-                }
-                config = config.interceptor(ThrottleCounter {
-                    metrics: self.metrics.clone(),
-                    region: target.region.clone(),
-                    start_rate: self.start_rate(target),
-                });
-                Client::from_conf(config.build())
-            })
+            .or_insert_with(|| self.make_clients(target))
             .clone()
     }
 
@@ -164,6 +172,46 @@ impl AwsBuildApi {
             .entry(target.clone())
             .or_insert_with(|| Arc::new(Mutex::new(StartRate::new(Instant::now()))))
             .clone()
+    }
+
+    fn make_clients(&self, target: &Target) -> Clients {
+        let region = Region::new(target.region.clone());
+        let role = target
+            .role
+            .as_ref()
+            .map(|role| SharedCredentialsProvider::new(self.assume_role(role)));
+        let mut codebuild = aws_sdk_codebuild::config::Builder::from(self.shared.as_ref())
+            .region(region.clone())
+            .interceptor(ThrottleCounter {
+                metrics: self.metrics.clone(),
+                region: target.region.clone(),
+                start_rate: self.start_rate(target),
+            });
+        // One attempt per GetLogEvents: the tail is read once per failed build, and a
+        // follower paces its own retries (each attempt is a call against the account's quota).
+        let mut logs = aws_sdk_cloudwatchlogs::config::Builder::from(self.shared.as_ref())
+            .region(region)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(LOGS_TIMEOUT)
+                    .operation_timeout(LOGS_TIMEOUT)
+                    .build(),
+            );
+        if let Some(provider) = role {
+            codebuild = codebuild.credentials_provider(provider.clone());
+            logs = logs.credentials_provider(provider);
+        }
+        if let Some(url) = &self.settings.endpoint_url {
+            codebuild = codebuild.endpoint_url(url);
+        }
+        if let Some(url) = &self.settings.logs_endpoint_url {
+            logs = logs.endpoint_url(url);
+        }
+        Clients {
+            codebuild: Client::from_conf(codebuild.build()),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs.build()),
+        }
     }
 
     /// A credentials provider that assumes `role` with the operator's own credentials. STS
@@ -281,7 +329,7 @@ impl BuildApi for AwsBuildApi {
         self.start_rate(target)
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .succeeded();
+            .succeeded(Instant::now());
         out.build_value
             .ok_or_else(|| ApiError::new(ErrorKind::Other, None, "StartBuild returned no build"))
     }
@@ -345,6 +393,57 @@ impl BuildApi for AwsBuildApi {
             next_token: out.next_token,
         })
     }
+
+    async fn batch_get_reports(
+        &self,
+        target: &Target,
+        arns: Vec<String>,
+    ) -> Result<ReportBatch, ApiError> {
+        let client = self.client(target);
+        let call = async {
+            client
+                .batch_get_reports()
+                .set_report_arns(Some(arns))
+                .send()
+                .await
+                .map_err(|e| ApiError::from_sdk(&e))
+        };
+        let out = self.observe("BatchGetReports", target, call).await?;
+        Ok(ReportBatch {
+            reports: out.reports.unwrap_or_default(),
+            not_found: out.reports_not_found.unwrap_or_default(),
+        })
+    }
+
+    async fn get_log_events(&self, target: &Target, read: LogRead) -> Result<LogPage, ApiError> {
+        let logs = self.clients(target).logs;
+        let call = async {
+            logs.get_log_events()
+                .log_group_name(read.group)
+                .log_stream_name(read.stream)
+                .start_from_head(read.start_from_head)
+                .set_next_token(read.next_token)
+                .set_limit(read.limit)
+                .send()
+                .await
+                .map_err(|e| ApiError::from_sdk(&e))
+        };
+        let out = self.observe("GetLogEvents", target, call).await?;
+        Ok(LogPage {
+            events: out
+                .events
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| LogEvent {
+                    timestamp: e.timestamp,
+                    ingestion_time: e.ingestion_time,
+                    message: e.message.unwrap_or_default(),
+                })
+                .collect(),
+            next_forward_token: out.next_forward_token,
+            next_backward_token: out.next_backward_token,
+        })
+    }
 }
 
 /// Counts every HTTP request CodeBuild throttled, attempt by attempt: the SDK retries a
@@ -381,6 +480,7 @@ impl Intercept for ThrottleCounter {
                 .or_else(|| error_code::<BatchGetBuildsError>(e))
                 .or_else(|| error_code::<StopBuildError>(e))
                 .or_else(|| error_code::<ListBuildsForProjectError>(e))
+                .or_else(|| error_code::<BatchGetReportsError>(e))
                 .or_else(|| batch_error_code(e))
         });
         if classify_service(code.as_deref(), None, status).kind == ErrorKind::Throttled {
@@ -424,13 +524,14 @@ fn batch_error_code(error: &OperationError) -> Option<String> {
         .or_else(|| error_code::<ListBuildBatchesForProjectError>(error))
 }
 
-/// The operation as a label value: one of those the operator calls.
+/// The operation as a label value: one of the CodeBuild operations the operator calls.
 fn operation_label(name: &str) -> &'static str {
     [
         "StartBuild",
         "BatchGetBuilds",
         "StopBuild",
         "ListBuildsForProject",
+        "BatchGetReports",
         "StartBuildBatch",
         "BatchGetBuildBatches",
         "StopBuildBatch",

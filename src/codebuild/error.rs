@@ -127,7 +127,9 @@ impl ApiError {
 /// Classifies a service error by its code, falling back to the HTTP status.
 pub fn classify_service(code: Option<&str>, message: Option<&str>, http_status: u16) -> ApiError {
     let kind = match code {
-        Some("InvalidInputException") | Some("ValidationException") => ErrorKind::InvalidInput,
+        Some("InvalidInputException")
+        | Some("ValidationException")
+        | Some("InvalidParameterException") => ErrorKind::InvalidInput,
         Some("AccessDeniedException")
         | Some("AccessDenied")
         | Some("UnrecognizedClientException")

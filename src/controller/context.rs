@@ -11,8 +11,11 @@ use kube::{Client, Resource};
 use rand::Rng;
 
 use super::Settings;
+use super::released::Released;
+use crate::api::LogTail;
 use crate::codebuild::ErrorKind;
 use crate::metrics::Metrics;
+use crate::output::ReportCache;
 use crate::policy::Policies;
 use crate::tracker::{BatchCache, BuildCache, Capacity};
 
@@ -36,9 +39,19 @@ pub struct Context<B> {
     pub policies: Option<Policies>,
     /// The queues of starts waiting for an account's build limit (shared with the tracker).
     pub capacity: Capacity,
+    /// What the report reader learnt about the reports of finished builds.
+    pub reports: ReportCache,
+    /// Finalizers removed from versions of runs the watch cache may still show.
+    pub released: Released,
     /// Failures in a row, per object (of either kind).
     failures: Mutex<HashMap<ObjectRef<DynamicObject>, u32>>,
+    /// Failure tails read but not written yet (a failed write must not read them again).
+    tails: Mutex<HashMap<String, LogTail>>,
 }
+
+/// At most this many tails wait for their write; more means writes keep failing for many
+/// runs at once, and the oldest knowledge is dropped rather than memory.
+const PENDING_TAILS_MAX: usize = 1000;
 
 impl<B> Context<B> {
     /// A context.
@@ -59,8 +72,36 @@ impl<B> Context<B> {
             metrics: Arc::default(),
             policies: None,
             capacity: Capacity::default(),
+            reports: ReportCache::default(),
+            released: Released::default(),
             failures: Mutex::default(),
+            tails: Mutex::default(),
         }
+    }
+
+    /// Reads the reports of finished builds from `reports` (the report reader's cache).
+    pub fn with_reports(mut self, reports: ReportCache) -> Self {
+        self.reports = reports;
+        self
+    }
+
+    /// The failure tail of `build_id` read earlier and not written yet.
+    pub(crate) fn pending_tail(&self, build_id: &str) -> Option<LogTail> {
+        lock(&self.tails).get(build_id).cloned()
+    }
+
+    /// Keeps the tail of a build until the status that holds it is written.
+    pub(crate) fn keep_tail(&self, tail: &LogTail) {
+        let mut tails = lock(&self.tails);
+        if tails.len() >= PENDING_TAILS_MAX {
+            tails.clear();
+        }
+        tails.insert(tail.build_id.clone(), tail.clone());
+    }
+
+    /// Forgets the tail of `build_id`: status holds it.
+    pub(crate) fn tail_written(&self, build_id: &str) {
+        lock(&self.tails).remove(build_id);
     }
 
     /// Enforces `policies` before every start.
@@ -127,4 +168,9 @@ impl<B> Context<B> {
     fn failures(&self) -> MutexGuard<'_, HashMap<ObjectRef<DynamicObject>, u32>> {
         self.failures.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update is one insert, remove or clear: nothing is left half-done by a panic.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }

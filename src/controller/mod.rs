@@ -16,6 +16,7 @@ mod error;
 pub mod plan;
 mod reconcile;
 mod recovery;
+mod released;
 mod run;
 mod settings;
 

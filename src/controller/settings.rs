@@ -9,6 +9,7 @@ use super::plan::start::StartTiming;
 use crate::codebuild::AwsSettings;
 use crate::leader::LeaseSettings;
 use crate::metrics::PerRunLabels;
+use crate::output::TailLimits;
 
 /// The default of [`Settings::stall_after`].
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(180);
@@ -34,6 +35,8 @@ pub struct Settings {
     pub clock_skew: Duration,
     /// Which Events are published besides starts, ends, failures and warnings.
     pub events: EventSettings,
+    /// How much of a failed build's log goes into `status.logTail` (off: nothing is read).
+    pub log_tail: TailLimits,
 }
 
 impl Settings {
@@ -46,6 +49,7 @@ impl Settings {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             clock_skew: DEFAULT_CLOCK_SKEW,
             events: EventSettings::default(),
+            log_tail: TailLimits::DEFAULT,
         }
     }
 
@@ -69,6 +73,12 @@ impl Settings {
             call_timeout: self.call_timeout,
             clock_skew: self.clock_skew,
         }
+    }
+
+    /// With other limits for the failure tail (`TailLimits { lines: 0, .. }` turns it off).
+    pub fn with_log_tail(mut self, log_tail: TailLimits) -> Self {
+        self.log_tail = log_tail;
+        self
     }
 
     /// With another grace period before a start that keeps failing shows as Stalled.
@@ -115,6 +125,10 @@ pub struct OperatorSettings {
     pub enforce_policies: bool,
     /// The ValidatingAdmissionPolicy kept in step with the policies (with enforcement).
     pub admission_policy: Option<String>,
+    /// How much of a failed build's log goes into status.
+    pub log_tail: TailLimits,
+    /// Whether the test and coverage reports of finished builds are read (BatchGetReports).
+    pub read_reports: bool,
 }
 
 impl OperatorSettings {
@@ -125,6 +139,7 @@ impl OperatorSettings {
             .with_stall_after(self.stall_after)
             .with_call_limits(self.aws.operation_timeout(), self.clock_skew)
             .with_events(self.events)
+            .with_log_tail(self.log_tail)
     }
 
     /// The namespaces to watch: each one named (once, however often it is named: two
@@ -172,6 +187,8 @@ mod tests {
             leader_election: None,
             enforce_policies: false,
             admission_policy: None,
+            log_tail: TailLimits::DEFAULT,
+            read_reports: true,
         }
     }
 

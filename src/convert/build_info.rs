@@ -1,6 +1,7 @@
 //! The SDK's `Build` -> the mirrored part of status.
 //!
-//! Only locations, links, identifiers and outcomes are mirrored: never log contents, and
+//! Only locations, links, identifiers and outcomes are mirrored (the failure tail is read
+//! from CloudWatch Logs separately, by `output::tail`): never log contents here, and
 //! never the build's environment (its variables may hold values the user did not mean to
 //! publish in the cluster). CodeBuild sends empty strings and lists for absent values (an
 //! empty artifact location for NO_ARTIFACTS, empty contexts of successful phases, no
@@ -11,7 +12,7 @@ use aws_sdk_codebuild::types as aws;
 use super::from_aws_time;
 use crate::api::{
     AutoRetryConfig, BuildArtifacts, BuildInfo, BuildPhase, ExportedEnvironmentVariable,
-    LogsLocation, PhaseContext, RetriedBuild,
+    LogsDestination, LogsLocation, PhaseContext, RetriedBuild,
 };
 
 /// The status fields mirrored from `build`.
@@ -70,6 +71,7 @@ pub fn retried_build(info: &BuildInfo) -> RetriedBuild {
         build_id: info.build_id.clone().unwrap_or_default(),
         build_number: info.build_number,
         build_status: info.build_status.clone(),
+        logs: info.logs.clone(),
     }
 }
 
@@ -123,6 +125,14 @@ fn logs(l: &aws::LogsLocation) -> LogsLocation {
         s3_deep_link: text(&l.s3_deep_link),
         cloud_watch_logs_arn: text(&l.cloud_watch_logs_arn),
         s3_logs_arn: text(&l.s3_logs_arn),
+        cloud_watch_logs: l.cloud_watch_logs.as_ref().map(|c| LogsDestination {
+            status: Some(c.status.as_str().to_owned()),
+            location: None,
+        }),
+        s3_logs: l.s3_logs.as_ref().map(|s| LogsDestination {
+            status: Some(s.status.as_str().to_owned()),
+            location: text(&s.location),
+        }),
     }
 }
 

@@ -1,11 +1,14 @@
 //! The account's concurrent build limit, per target (Region and identity): once StartBuild
 //! is refused with AccountLimitExceededException, the runs that want to start wait in one
 //! queue in creation order, and only the head may call StartBuild: once per probe interval
-//! (a single refused call at most), and at once whenever the tracker sees a build of that
-//! target finish. The queue ends when it is empty.
+//! (a single refused call at most, for capacity freed outside the operator's view), and at
+//! once for every build of that target the tracker sees finish: each finished build frees
+//! a slot, and each slot starts the next run in line, one after the other, without a call
+//! being refused (unless someone else took the slot). The queue ends when it is empty.
 //!
 //! Shared by the tracker (which sees builds finish) and reconcile (which asks before each
-//! StartBuild). The bookkeeping is pure: time is passed in.
+//! StartBuild). The bookkeeping is pure: time is passed in; the run to wake next is
+//! handed to a callback the tracker installs.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -49,13 +52,28 @@ struct Queue {
     runs: BTreeSet<RunKey>,
     seen: HashMap<RunKey, Instant>,
     next_probe: Instant,
+    /// Slots freed by finished builds and not taken yet.
+    free: usize,
 }
 
+/// What wakes a run whose turn came (the tracker's trigger).
+type Wake = Arc<dyn Fn(&RunKey) + Send + Sync>;
+
 /// The queues of every target that met its limit. Cheap to clone (a shared handle).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Capacity {
     queues: Arc<Mutex<HashMap<Target, Queue>>>,
     probe_interval: Duration,
+    wake: Arc<Mutex<Option<Wake>>>,
+}
+
+impl std::fmt::Debug for Capacity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capacity")
+            .field("queues", &self.queues)
+            .field("probe_interval", &self.probe_interval)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Capacity {
@@ -64,7 +82,13 @@ impl Capacity {
         Capacity {
             queues: Arc::default(),
             probe_interval,
+            wake: Arc::default(),
         }
+    }
+
+    /// Calls `wake` with the run whose turn came when a start leaves a freed slot for it.
+    pub fn on_wake(&self, wake: impl Fn(&RunKey) + Send + Sync + 'static) {
+        *self.wake.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(wake));
     }
 
     /// Whether `run` may call StartBuild on `target` now.
@@ -86,6 +110,9 @@ impl Capacity {
             queue.seen.remove(&key);
         }
         let position = queue.runs.iter().position(|k| k == run).unwrap_or(0) + 1;
+        if position == 1 && queue.free > 0 {
+            return Admission::Go; // the slot is taken when the build starts
+        }
         if position == 1 && now >= queue.next_probe {
             queue.next_probe = now + self.probe_interval;
             return Admission::Go;
@@ -102,15 +129,32 @@ impl Capacity {
         }
     }
 
-    /// `run` started a build on `target`: it leaves the queue (which ends once empty).
+    /// `run` started a build on `target`: it leaves the queue (which ends once empty) and
+    /// takes a freed slot; when slots are left, the next run in line is woken at once.
     pub fn started(&self, target: &Target, run: &RunKey) {
-        let mut queues = self.lock();
-        if let Some(queue) = queues.get_mut(target) {
+        let next = {
+            let mut queues = self.lock();
+            let Some(queue) = queues.get_mut(target) else {
+                return;
+            };
             queue.runs.remove(run);
             queue.seen.remove(run);
+            queue.free = queue.free.saturating_sub(1);
             if queue.runs.is_empty() {
                 queues.remove(target);
+                return;
             }
+            (queue.free > 0)
+                .then(|| queue.runs.first().cloned())
+                .flatten()
+        };
+        let wake = self
+            .wake
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let (Some(next), Some(wake)) = (next, wake) {
+            wake(&next);
         }
     }
 
@@ -122,17 +166,20 @@ impl Capacity {
             runs: BTreeSet::new(),
             seen: HashMap::new(),
             next_probe: now,
+            free: 0,
         });
         queue.runs.insert(run.clone());
         queue.seen.insert(run.clone(), now);
         queue.next_probe = now + self.probe_interval;
+        queue.free = 0; // whatever was counted free is taken (by someone else)
     }
 
-    /// A build of `target` finished: the head of its queue may start at once. Returns it.
-    pub fn freed(&self, target: &Target, now: Instant) -> Option<RunKey> {
+    /// A build of `target` finished: one more slot is free, and the head of its queue may
+    /// start at once. Returns the head.
+    pub fn freed(&self, target: &Target) -> Option<RunKey> {
         let mut queues = self.lock();
         let queue = queues.get_mut(target)?;
-        queue.next_probe = now;
+        queue.free += 1;
         queue.runs.first().cloned()
     }
 
@@ -224,13 +271,16 @@ mod tests {
         let t0 = Instant::now();
         c.refused(&target(), &run(1, "a"), t0);
         c.refused(&target(), &run(2, "b"), t0);
-        assert_eq!(c.freed(&target(), t0), Some(run(1, "a")));
+        assert_eq!(c.freed(&target()), Some(run(1, "a")));
         assert_eq!(c.admit(&target(), &run(1, "a"), t0), Admission::Go);
         c.started(&target(), &run(1, "a"));
-        assert!(matches!(
-            c.admit(&target(), &run(2, "b"), t0),
-            Admission::Wait { position: 1, .. }
-        ));
+        assert!(
+            matches!(
+                c.admit(&target(), &run(2, "b"), t0),
+                Admission::Wait { position: 1, .. }
+            ),
+            "one finished build, one start"
+        );
         c.started(&target(), &run(2, "b"));
         assert_eq!(
             c.admit(&target(), &run(3, "c"), t0),
@@ -248,7 +298,48 @@ mod tests {
         let later = t0 + FORGOTTEN_AFTER + PROBE;
         assert_eq!(c.admit(&target(), &run(2, "b"), later), Admission::Go);
         c.forget(&run(2, "b"));
-        assert_eq!(c.freed(&target(), later), None);
+        assert_eq!(c.freed(&target()), None);
+    }
+
+    #[test]
+    fn every_freed_slot_starts_the_next_run_in_line_at_once() {
+        let c = Capacity::new(PROBE);
+        let woken = Arc::new(Mutex::new(Vec::new()));
+        let w = woken.clone();
+        c.on_wake(move |key| w.lock().unwrap().push(key.name.clone()));
+        let t0 = Instant::now();
+        for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            c.refused(&target(), &run(i as i64, name), t0);
+        }
+        // Three builds finish in one tracker round.
+        for _ in 0..3 {
+            c.freed(&target());
+        }
+        for name in ["a", "b", "c"] {
+            let key = run(name.as_bytes()[0] as i64 - 97, name);
+            assert_eq!(c.admit(&target(), &key, t0), Admission::Go, "{name}");
+            c.started(&target(), &key);
+        }
+        assert_eq!(
+            *woken.lock().unwrap(),
+            vec!["b", "c"],
+            "each start wakes the next"
+        );
+        assert!(
+            matches!(
+                c.admit(&target(), &run(3, "d"), t0),
+                Admission::Wait { position: 1, .. }
+            ),
+            "three slots, three starts, no refused call"
+        );
+        // A slot someone else took: the start is refused and counting starts over.
+        c.freed(&target());
+        c.refused(&target(), &run(3, "d"), t0);
+        assert!(matches!(
+            c.admit(&target(), &run(3, "d"), t0),
+            Admission::Wait { position: 1, .. }
+        ));
+        assert_eq!(c.admit(&target(), &run(3, "d"), t0 + PROBE), Admission::Go);
     }
 
     #[test]

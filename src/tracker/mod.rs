@@ -104,6 +104,7 @@ impl<B: BuildApi> Tracker<B> {
             metrics: Arc::default(),
             in_flight: Arc::default(),
         }
+        .with_capacity(Capacity::default())
     }
 
     /// Counts rounds into `metrics` (a fresh, unexported set by default).
@@ -115,6 +116,13 @@ impl<B: BuildApi> Tracker<B> {
     /// Queues starts per target under the account's build limit with `capacity` (the
     /// tracker tells it when builds finish; reconcile asks it before each StartBuild).
     pub fn with_capacity(mut self, capacity: Capacity) -> Self {
+        let triggers = self.triggers.clone();
+        capacity.on_wake(move |run| {
+            send(
+                &triggers,
+                &[ObjectRef::new(&run.name).within(&run.namespace)],
+            );
+        });
         self.capacity = capacity;
         self
     }
@@ -352,9 +360,8 @@ impl<B: BuildApi> Tracker<B> {
         }
         let changed = owners.len();
         // A build that ended frees a slot of its target's limit: wake the queue's head.
-        let now = Instant::now();
         for target in freed {
-            if let Some(head) = self.capacity.freed(&target, now) {
+            if let Some(head) = self.capacity.freed(&target) {
                 owners.push(ObjectRef::new(&head.name).within(&head.namespace));
             }
         }
@@ -364,13 +371,18 @@ impl<B: BuildApi> Tracker<B> {
 
     /// Sends each of `owners` to the controllers that watch its namespace.
     fn trigger(&self, owners: &[ObjectRef<CodeBuildRun>]) {
-        let triggers = lock(&self.triggers);
-        for owner in owners {
-            for (namespace, tx) in triggers.iter() {
-                if namespace.is_none() || namespace.as_deref() == owner.namespace.as_deref() {
-                    // A closed receiver means its controller stopped: nothing to wake.
-                    let _ = tx.unbounded_send(owner.clone());
-                }
+        send(&self.triggers, owners);
+    }
+}
+
+/// Sends each of `owners` to the controllers in `triggers` that watch its namespace.
+fn send(triggers: &Mutex<Vec<Trigger>>, owners: &[ObjectRef<CodeBuildRun>]) {
+    let triggers = lock(triggers);
+    for owner in owners {
+        for (namespace, tx) in triggers.iter() {
+            if namespace.is_none() || namespace.as_deref() == owner.namespace.as_deref() {
+                // A closed receiver means its controller stopped: nothing to wake.
+                let _ = tx.unbounded_send(owner.clone());
             }
         }
     }

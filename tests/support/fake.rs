@@ -1,15 +1,21 @@
-//! A fake CodeBuild for the tests that need no simulator (the mocked-apiserver and tracker
-//! tests), and builders for the runs and builds they use. One fake for every such test.
+//! A fake CodeBuild (and CloudWatch Logs) for the tests that need no simulator (the
+//! mocked-apiserver and tracker tests), and builders for the runs and builds they use. One
+//! fake for every such test.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_codebuild::operation::start_build::StartBuildInput;
-use aws_sdk_codebuild::types::{Build, EnvironmentVariable, ProjectEnvironment, StatusType};
+use aws_sdk_codebuild::types::{
+    Build, EnvironmentVariable, ProjectEnvironment, Report, ReportStatusType, ReportType,
+    StatusType, TestReportSummary,
+};
 use aws_smithy_types::DateTime;
 use codebuild_operator::api::{CodeBuildRun, MARKER_ENV_VAR};
 use codebuild_operator::codebuild::{
-    ApiError, BuildApi, BuildBatch, BuildIdPage, ErrorKind, Target,
+    ApiError, BuildApi, BuildBatch, BuildIdPage, ErrorKind, LogEvent, LogPage, LogRead,
+    ReportBatch, Target,
 };
 use serde_json::{Value, json};
 
@@ -41,6 +47,18 @@ pub struct FakeCodeBuild {
     pub batches: Mutex<Vec<aws_sdk_codebuild::types::BuildBatch>>,
     /// (Region, number of ids) of every BatchGetBuildBatches call.
     pub batch_batch_calls: Mutex<Vec<(String, usize)>>,
+    /// The log streams CloudWatch Logs holds, by (group, stream): their lines, oldest first.
+    pub logs: Mutex<BTreeMap<(String, String), Vec<String>>>,
+    /// GetLogEvents fails with this.
+    pub logs_error: Mutex<Option<ApiError>>,
+    /// Every GetLogEvents request.
+    pub log_reads: Mutex<Vec<LogRead>>,
+    /// The reports CodeBuild knows.
+    pub reports: Mutex<Vec<Report>>,
+    /// BatchGetReports fails with this.
+    pub reports_error: Mutex<Option<ApiError>>,
+    /// The ARNs of every BatchGetReports call.
+    pub report_calls: Mutex<Vec<Vec<String>>>,
 }
 
 impl FakeCodeBuild {
@@ -91,6 +109,62 @@ pub fn build(id: &str, status: StatusType, phase: &str, uid: &str) -> Build {
                 .unwrap(),
         )
         .build()
+}
+
+/// A TEST report `arn` with `passed` of `total` test cases succeeded (`status` GENERATING:
+/// no summary yet).
+pub fn test_report(arn: &str, status: ReportStatusType, passed: i32, total: i32) -> Report {
+    let mut report = Report::builder()
+        .arn(arn)
+        .name("p-unit")
+        .r#type(ReportType::Test)
+        .status(status.clone());
+    if status != ReportStatusType::Generating {
+        report = report.test_summary(
+            TestReportSummary::builder()
+                .total(total)
+                .status_counts("SUCCEEDED", passed)
+                .status_counts("FAILED", total - passed)
+                .duration_in_nano_seconds(1_000_000)
+                .build()
+                .unwrap(),
+        );
+    }
+    report.build()
+}
+
+/// One page of `lines` as GetLogEvents answers `read`: tokens are `f/<index>` / `b/<index>`,
+/// and at the end of the stream the token given comes back.
+fn log_page(lines: &[String], read: &LogRead) -> LogPage {
+    let limit = read.limit.unwrap_or(10_000).max(1) as usize;
+    let position = |t: &str| t[2..].parse::<usize>().unwrap();
+    let (start, end) = match read.next_token.as_deref() {
+        Some(t) if t.starts_with("f/") => {
+            let from = position(t).min(lines.len());
+            (from, (from + limit).min(lines.len()))
+        }
+        Some(t) => {
+            let to = position(t).min(lines.len());
+            (to.saturating_sub(limit), to)
+        }
+        None if read.start_from_head => (0, limit.min(lines.len())),
+        None => (lines.len().saturating_sub(limit), lines.len()),
+    };
+    let forward = match read.next_token.as_deref() {
+        Some(t) if t.starts_with("f/") && start == end => t.to_owned(),
+        _ => format!("f/{end}"),
+    };
+    LogPage {
+        events: lines[start..end]
+            .iter()
+            .map(|m| LogEvent {
+                message: format!("{m}\n"),
+                ..LogEvent::default()
+            })
+            .collect(),
+        next_forward_token: Some(forward),
+        next_backward_token: Some(format!("b/{start}")),
+    }
 }
 
 impl BuildApi for FakeCodeBuild {
@@ -189,6 +263,48 @@ impl BuildApi for FakeCodeBuild {
             .unwrap()
             .then(|| "more".to_owned());
         Ok(BuildIdPage { ids, next_token })
+    }
+
+    async fn batch_get_reports(
+        &self,
+        _target: &Target,
+        arns: Vec<String>,
+    ) -> Result<ReportBatch, ApiError> {
+        assert!(arns.len() <= 100, "more than 100 ARNs in one call");
+        self.note(format!("aws BatchGetReports {}", arns.join(",")));
+        self.report_calls.lock().unwrap().push(arns.clone());
+        if let Some(e) = self.reports_error.lock().unwrap().clone() {
+            return Err(e);
+        }
+        let known = self.reports.lock().unwrap().clone();
+        let mut batch = ReportBatch::default();
+        for arn in arns {
+            match known.iter().find(|r| r.arn.as_deref() == Some(&arn)) {
+                Some(r) => batch.reports.push(r.clone()),
+                None => batch.not_found.push(arn),
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn get_log_events(&self, _target: &Target, read: LogRead) -> Result<LogPage, ApiError> {
+        self.note(format!(
+            "aws GetLogEvents {} {} head={} limit={:?}",
+            read.group, read.stream, read.start_from_head, read.limit
+        ));
+        self.log_reads.lock().unwrap().push(read.clone());
+        if let Some(e) = self.logs_error.lock().unwrap().clone() {
+            return Err(e);
+        }
+        let logs = self.logs.lock().unwrap();
+        let Some(lines) = logs.get(&(read.group.clone(), read.stream.clone())) else {
+            return Err(ApiError::new(
+                ErrorKind::ProjectNotFound,
+                Some("ResourceNotFoundException"),
+                "The specified log stream does not exist.",
+            ));
+        };
+        Ok(log_page(lines, &read))
     }
 }
 

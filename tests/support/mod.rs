@@ -12,6 +12,7 @@
 //! - [`wait_for`] / [`wait_for_async`]: bounded polling.
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod batch_world;
 pub mod fake;
 pub mod fake_batch;
@@ -432,7 +433,7 @@ pub struct OperatorProcess {
 impl OperatorProcess {
     /// Starts `codebuild-operator run --namespaces NS --region us-east-1 --endpoint-url
     /// ENDPOINT --poll-interval 500ms --log-format text EXTRA_ARGS...` with dummy AWS
-    /// credentials. Later flags in `extra_args` override the defaults (clap: last wins).
+    /// credentials and CloudWatch Logs at ENDPOINT too. Later flags in `extra_args` override the defaults (clap: last wins).
     pub fn start(ns: &str, endpoint: &str, extra_args: &[&str]) -> OperatorProcess {
         Self::start_with_env(ns, endpoint, extra_args, &[])
     }
@@ -475,6 +476,8 @@ impl OperatorProcess {
             .env("AWS_ACCESS_KEY_ID", "AKIDE2ETEST")
             .env("AWS_SECRET_ACCESS_KEY", "e2e-secret")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            // The simulator answers CloudWatch Logs too (the failure tail of failed builds).
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", endpoint)
             .env("RUST_LOG", "info,codebuild_operator=debug")
             // Plain text in the log file (tracing-subscriber colours by default).
             .env("NO_COLOR", "1")

@@ -17,6 +17,9 @@ use super::RetryBuildBatchType;
 /// The observed state of a CodeBuildBatchRun.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+// Atomic for server-side apply, as a CodeBuildRun's status: the operator is its only writer
+// and always applies all of it.
+#[schemars(extend("x-kubernetes-map-type" = "atomic"))]
 pub struct CodeBuildBatchRunStatus {
     /// The `metadata.generation` this status was computed for.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,7 +9,8 @@
 //! - [`batch`]: a batch run with a batch id (mirror, stop, retry, TTL; how a batch reads as
 //!   conditions); [`retry`]: when a batch is retried, exactly once per retry asked for;
 //! - [`ttl`]: `ttlSecondsAfterFinished`, for builds and batches alike;
-//! - [`hints`]: warnings about how a run is set up.
+//! - [`hints`]: warnings about how a run is set up;
+//! - [`output`]: what a build produced, in the status to write (the failure tail's line).
 //!
 //! `start` and `cleanup` decide for both kinds (CodeBuildRun, CodeBuildBatchRun): they read
 //! a status through `api::RunStatus` and what it started through `api::Started`.
@@ -19,6 +20,7 @@ pub mod capacity;
 pub mod cleanup;
 pub mod follow;
 pub mod hints;
+pub mod output;
 pub mod progress;
 pub mod retry;
 pub mod start;

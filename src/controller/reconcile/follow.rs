@@ -56,11 +56,17 @@ impl<B: BuildApi> Step<'_, B> {
         }
     }
 
-    /// Writes a mirrored status; when it changed, counts a build that became final and
-    /// publishes the Events; releases the finalizer of a final build; then does what
-    /// follows.
-    async fn mirror(&mut self, mirror: Mirror) -> Result<Action, Error> {
-        if self.write(*mirror.status, &mirror.progress).await? {
+    /// Writes a mirrored status (with what the build produced); when it changed, counts a
+    /// build that became final and publishes the Events; releases the finalizer of a final
+    /// build; then does what follows.
+    async fn mirror(&mut self, mut mirror: Mirror) -> Result<Action, Error> {
+        self.add_output(&mut mirror).await;
+        let tail = mirror.status.log_tail.as_ref().map(|t| t.build_id.clone());
+        let wrote = self.write(*mirror.status, &mirror.progress).await?;
+        if let Some(build_id) = tail {
+            self.ctx.tail_written(&build_id);
+        }
+        if wrote {
             if mirror.newly_final.is_some() {
                 self.ctx
                     .metrics

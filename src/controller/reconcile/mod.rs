@@ -6,14 +6,16 @@
 //! an id: the kind's follow), and send every failure down one road (`failure`), which
 //! decides whether it stalls the run or is retried, and makes it visible as a condition and
 //! an Event. `write` holds the effects every stage shares: status writes, the claim,
-//! Events, deletes. `kind` says what the two kinds supply; `run_kind` (with `follow` and
-//! `cleanup`) is the CodeBuildRun's, `batch` the CodeBuildBatchRun's.
+//! Events, deletes. `kind` says what the two kinds supply; `run_kind` (with `follow`,
+//! `output` and `cleanup`) is the CodeBuildRun's, `batch` the CodeBuildBatchRun's; `output`
+//! adds what a followed build produced (the failure tail, reports).
 
 mod batch;
 mod cleanup;
 mod failure;
 mod follow;
 mod kind;
+mod output;
 mod run_kind;
 mod start;
 mod write;

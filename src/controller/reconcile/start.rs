@@ -122,6 +122,14 @@ impl<B: CodeBuild, K: Kind> Step<'_, B, K> {
             Some(recorded) => match plan::repeat(&recorded, &grant) {
                 Repeat::WithToken => recorded,
                 Repeat::SearchFirst => {
+                    // The search must not run while a call made for the attempt may still
+                    // be in flight (its build would be missed).
+                    let age = convert::now().0.duration_since(recorded.time.0);
+                    let age = Duration::try_from(age).unwrap_or_default();
+                    let wait = self.ctx.settings.start_timing().in_flight_for(age);
+                    if !wait.is_zero() {
+                        return Ok(Action::requeue(wait));
+                    }
                     let target = self.target();
                     if let Some(found) = self.search(&target, recorded.time.0).await? {
                         return self.adopt(found, K::WORDS.recovered, None).await;

@@ -79,27 +79,49 @@ impl<B, K: Kind> Step<'_, B, K> {
         Ok(())
     }
 
-    /// Removes the operator's finalizer from a deleted run once its cleanup is done.
+    /// Removes the operator's finalizer (from a deleted run once its cleanup is done, or
+    /// from a run whose build is final). Skipped when this very version of the run is one it
+    /// was already removed from (the watch cache has not caught up). A refused test means
+    /// the list changed since this copy was read: the run is read again and released from
+    /// that copy.
     pub(super) async fn release(&self) -> Result<(), Error> {
-        let Some(patch) = claim::release_patch(self.run.as_ref()) else {
+        if !claim::has_finalizer(&self.run) {
             return Ok(());
-        };
-        let patch = serde_json::from_value(patch).map_err(|e| {
-            Error::Kube(kube::Error::SerdeError(e)) // release_patch builds a valid JSON patch
-        })?;
-        match self
-            .runs
-            .patch(
-                &self.run.name_any(),
-                &patch_params(),
-                &Patch::Json::<()>(patch),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
+        }
+        let uid = self.uid()?;
+        let version = self.run.resource_version().unwrap_or_default();
+        if self.ctx.released.is_released(&uid, &version) {
+            return Ok(());
+        }
+        match self.remove_finalizer(&self.run).await {
+            Ok(()) => {
+                self.ctx.released.record(&uid, &version);
+                Ok(())
+            }
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 422 => {
+                match self.runs.get_opt(&self.run.name_any()).await? {
+                    Some(fresh) if fresh.uid() == Some(uid) => {
+                        Ok(self.remove_finalizer(&fresh).await?)
+                    }
+                    _ => Ok(()),
+                }
+            }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The JSON patch of [`claim::release_patch`] for `run`, when it carries the finalizer.
+    async fn remove_finalizer(&self, run: &K) -> Result<(), kube::Error> {
+        let Some(patch) = claim::release_patch(run) else {
+            return Ok(());
+        };
+        // release_patch builds a valid JSON patch.
+        let patch = serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
+        self.runs
+            .patch(&run.name_any(), &patch_params(), &Patch::Json::<()>(patch))
+            .await
+            .map(|_| ())
     }
 
     /// Deletes a finished run whose `ttlSecondsAfterFinished` elapsed (this object only:

@@ -26,6 +26,7 @@ use super::super::{Context, Error, OperatorSettings, error_policy, reconcile, re
 use crate::api::{CodeBuildBatchRun, CodeBuildRun, START_ATTEMPT_ANNOTATION};
 use crate::codebuild::CodeBuild;
 use crate::leader::Leadership;
+use crate::output::ReportReader;
 use crate::policy::Policies;
 use crate::server::Readiness;
 use crate::tracker::{BatchTracker, Pace, Tracker, paced};
@@ -112,6 +113,7 @@ pub(super) struct Watched<B> {
     pub ctx: Arc<Context<B>>,
     pub tracker: Tracker<B>,
     pub batches: BatchTracker<B>,
+    pub reports: Option<ReportReader<B>>,
     pub policies: Option<Policies>,
     pub leadership: Leadership,
     pub readiness: Readiness,
@@ -123,21 +125,30 @@ impl<B: CodeBuild> Watched<B> {
     /// Runs both controllers until the stop signal (in-flight reconciles finish first).
     pub async fn run(self) {
         let runs = self.run_kind::<CodeBuildRun>(
-            |store| self.tracker.follow(store),
+            |store| {
+                self.tracker.follow(store.clone());
+                let reports = self.reports.as_ref()?;
+                reports.follow(store);
+                Some(reports.triggers(self.namespace.clone()))
+            },
             self.tracker.triggers(self.namespace.clone()),
         );
         let batches = self.run_kind::<CodeBuildBatchRun>(
-            |store| self.batches.follow(store),
+            |store| {
+                self.batches.follow(store);
+                None
+            },
             self.batches.triggers(self.namespace.clone()),
         );
         futures::join!(runs, batches);
     }
 
-    /// Runs the controller of kind `K`: `follow` hands its watch cache to the tracker, and
-    /// `triggers` are the tracker's wake-ups for it.
+    /// Runs the controller of kind `K`: `follow` hands its watch cache to the tracker (and
+    /// the report reader, whose wake-ups it returns), and `triggers` are the tracker's
+    /// wake-ups for it.
     async fn run_kind<K: Watchable>(
         &self,
-        follow: impl FnOnce(Store<K>),
+        follow: impl FnOnce(Store<K>) -> Option<mpsc::UnboundedReceiver<ObjectRef<K>>>,
         triggers: mpsc::UnboundedReceiver<ObjectRef<K>>,
     ) {
         let objects: Api<K> = match &self.namespace {
@@ -152,7 +163,7 @@ impl<B: CodeBuild> Watched<B> {
             .modify(K::strip)
             .reflect(writer)
             .applied_objects();
-        follow(reader.clone());
+        let reported = follow(reader.clone());
         let (refreshes, pace) = paced(triggers, self.settings.refresh_limit(), TRIGGER_LEASE);
         let mut stop = self.stop.clone();
         let mut controller = Controller::for_stream(watch, reader.clone())
@@ -163,6 +174,9 @@ impl<B: CodeBuild> Watched<B> {
             .graceful_shutdown_on(async move {
                 let _ = stop.wait_for(|stopping| *stopping).await;
             });
+        if let Some(reported) = reported {
+            controller = controller.reconcile_on(reported);
+        }
         if let Some(policies) = &self.policies {
             controller = controller.reconcile_on(waiting_runs(policies.changes(), reader));
         }

@@ -19,6 +19,7 @@ use crate::api::FIELD_MANAGER;
 use crate::codebuild::{AwsBuildApi, CodeBuild};
 use crate::leader::{self, Election, ElectionClients, Leadership};
 use crate::metrics::Metrics;
+use crate::output::ReportReader;
 use crate::policy::Policies;
 use crate::server::{self, Readiness};
 use crate::tracker::{BatchTracker, Capacity, Tracker, rounds};
@@ -135,8 +136,13 @@ impl<B: CodeBuild> Operator<B> {
             .with_metrics(self.metrics.clone())
             .with_capacity(Capacity::new(self.wiring.settings.poll_interval));
         let batches = BatchTracker::new(self.codebuild.clone(), &self.wiring.default_region);
+        let reports = self
+            .wiring
+            .settings
+            .read_reports
+            .then(|| ReportReader::new(self.codebuild.clone(), &self.wiring.default_region));
         let ctx = Arc::new(
-            self.context(&tracker, policies.clone())
+            self.context(&tracker, reports.as_ref(), policies.clone())
                 .with_batches(batches.cache()),
         );
         let (leadership, election) = self.elect();
@@ -153,6 +159,7 @@ impl<B: CodeBuild> Operator<B> {
                 ctx: ctx.clone(),
                 tracker: tracker.clone(),
                 batches: batches.clone(),
+                reports: reports.clone(),
                 policies: policies.clone(),
                 leadership: leadership.clone(),
                 readiness: self.readiness.clone(),
@@ -161,12 +168,20 @@ impl<B: CodeBuild> Operator<B> {
             }
             .run()
         }));
-        // Only the leader polls CodeBuild and writes the admission policy.
+        // Only the leader polls CodeBuild, reads reports and writes the admission policy.
         let polling = rounds(tracker.clone(), batches, settings.poll_interval);
         let tracker_loop = leader_only(&leadership, polling);
         let admission_loop = leader_only(&leadership, self.admission_loop(policies));
+        let poll_interval = settings.poll_interval;
+        let report_loop = leader_only(&leadership, async move {
+            match reports {
+                Some(reports) => reports.run(poll_interval).await,
+                None => future::pending::<()>().await,
+            }
+        });
         tokio::pin!(controllers);
-        let loops = future::select(Box::pin(tracker_loop), Box::pin(admission_loop));
+        let others = future::join(admission_loop, report_loop);
+        let loops = future::select(Box::pin(tracker_loop), Box::pin(others));
         let mut stop = self.stop.clone();
         tokio::select! {
             _ = &mut controllers => {}
@@ -208,7 +223,12 @@ impl<B: CodeBuild> Operator<B> {
             .map(Some))
     }
 
-    fn context(&self, tracker: &Tracker<B>, policies: Option<Policies>) -> Context<B> {
+    fn context(
+        &self,
+        tracker: &Tracker<B>,
+        reports: Option<&ReportReader<B>>,
+        policies: Option<Policies>,
+    ) -> Context<B> {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -225,6 +245,10 @@ impl<B: CodeBuild> Operator<B> {
         )
         .with_metrics(self.metrics.clone())
         .with_capacity(tracker.capacity());
+        let ctx = match reports {
+            Some(reports) => ctx.with_reports(reports.cache()),
+            None => ctx,
+        };
         match policies {
             Some(policies) => ctx.with_policies(policies),
             None => ctx,
