@@ -10,7 +10,7 @@ BENCH_ARGS ?=
 bench-build:
 	$(CARGO) build --release -p codebuild-operator -p codebuild-sim -p codebuild-bench
 
-# Full run (about 20 minutes on 2 cores). Waits up to 40 minutes for a quiet machine.
+# Full run (about 30 minutes on 2 cores). Waits up to 40 minutes for a quiet machine.
 bench: bench-build
 	target/release/codebuild-bench --wait-quiet-minutes 40 $(BENCH_ARGS)
 

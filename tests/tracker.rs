@@ -340,4 +340,52 @@ async fn batches_are_polled_in_calls_of_at_most_100_and_finished_ones_cost_nothi
     let stats = tracker.round().await;
     assert_eq!((stats.builds, stats.calls), (30, 1), "only eu-west-1's are live");
     assert_eq!(fake.batch_batch_calls.lock().unwrap().len(), before + 1);
+
+#[tokio::test]
+async fn while_runs_wait_for_the_build_limit_their_targets_builds_are_polled_between_rounds() {
+    use codebuild_operator::codebuild::Target;
+    use codebuild_operator::tracker::{Capacity, RunKey};
+    use std::collections::BTreeSet;
+    let fake = Arc::new(FakeCodeBuild::default());
+    *fake.answer_any.lock().unwrap() = Some(StatusType::InProgress);
+    let capacity = Capacity::new(Duration::from_secs(5));
+    let tracker = Tracker::new(fake.clone(), "us-east-1").with_capacity(capacity.clone());
+    let (store, mut writer) = reflector::store();
+    tracker.follow(store);
+    let mut triggers = tracker.triggers(Some("ns".into()));
+    watched(&mut writer, submitted(1, "p:1", "us-east-1"));
+    watched(&mut writer, submitted(2, "q:1", "eu-west-1"));
+    tracker.round().await;
+    let mut first = [triggers.next().await, triggers.next().await].map(|o| o.unwrap().name);
+    first.sort();
+    assert_eq!(first, ["run-1", "run-2"]);
+    // A run waits in us-east-1's queue.
+    let east = Target {
+        region: "us-east-1".into(),
+        role: None,
+    };
+    let waiting = RunKey {
+        created: 0,
+        namespace: "ns".into(),
+        name: "run-9".into(),
+    };
+    capacity.refused(&east, &waiting, std::time::Instant::now());
+    assert_eq!(capacity.queued_targets(), BTreeSet::from([east.clone()]));
+    // The build of that target ends: a queued round sees it, frees a slot and wakes the
+    // head; the other Region's build is not polled.
+    *fake.answer_any.lock().unwrap() = Some(StatusType::Succeeded);
+    let calls = fake.batch_calls.lock().unwrap().len();
+    let stats = tracker.queued_round(&capacity.queued_targets()).await;
+    assert_eq!((stats.builds, stats.calls, stats.changed), (1, 1, 1));
+    assert_eq!(
+        fake.batch_calls.lock().unwrap()[calls..],
+        [("us-east-1".to_string(), 1)]
+    );
+    let mut woken = [triggers.next().await, triggers.next().await].map(|o| o.unwrap().name);
+    woken.sort();
+    assert_eq!(
+        woken,
+        ["run-1", "run-9"],
+        "the build's run, and the head of the queue"
+    );
 }

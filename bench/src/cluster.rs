@@ -211,6 +211,8 @@ pub struct Seen {
     pub status_writes: u32,
     /// `writes` when the build id first appeared (the claim, then the build id: 2).
     pub writes_before_id: Option<u32>,
+    /// Of those, the ones that changed status.
+    pub status_writes_before_id: Option<u32>,
     pub build_id: Option<String>,
     pub build_id_t: Option<f64>,
     status_hash: u64,
@@ -318,6 +320,7 @@ fn record(seen: &Arc<Mutex<HashMap<String, Seen>>>, obj: &DynamicObject) {
             s.build_id = Some(id);
             s.build_id_t = Some(t);
             s.writes_before_id = Some(s.writes);
+            s.status_writes_before_id = Some(s.status_writes);
         }
     }
     if let Some(phase) = field("currentPhase") {

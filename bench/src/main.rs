@@ -1472,16 +1472,17 @@ fn running_binaries() -> (String, String) {
     (api, etcd)
 }
 
-/// (median status writes per run after the build id appeared, total writes over every
-/// run beyond one per observed change of currentPhase).
+/// (median status writes per run after the build id appeared, total status writes over
+/// every run beyond one per observed change of currentPhase). Writes that leave status as
+/// it was (the finalizer's release) are not status writes.
 fn writes_after_id(snap: &HashMap<String, cluster::Seen>) -> (f64, f64) {
     let mut per_run = vec![];
     let mut extra = 0.0;
     for s in snap.values() {
-        let Some(before) = s.writes_before_id else {
+        let Some(before) = s.status_writes_before_id else {
             continue;
         };
-        let after = (s.writes - before) as f64;
+        let after = (s.status_writes - before) as f64;
         per_run.push(after);
         // Phase changes seen after the one written with the build id.
         let changes = s.phases.len().saturating_sub(1) as f64;

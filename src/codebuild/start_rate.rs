@@ -4,7 +4,10 @@
 //! cuts the rate to what the service accepted over the last second (at most 0.9 of the
 //! rate; half when nothing was accepted), once per [`DECREASE_HOLD`]: the calls already in
 //! flight when the rate was cut are throttled too, and must not cut it again. Every start
-//! that goes through raises the rate a little. Pure: time is passed in.
+//! that goes through raises the rate: slowly (by [`CAREFUL_INCREASE`] per second) for
+//! [`CAREFUL_FOR`] after a cut, where the limit just was, and by [`INCREASE`] per start
+//! (about 10 % a second at full pace) once the service has been quiet that long. Pure: time
+//! is passed in.
 //!
 //! The controller asks before it records a start attempt ([`StartRate::permit`]), so a run
 //! that must wait is requeued without a write, and the exactly-once timing (a call lasts at
@@ -17,8 +20,13 @@ use std::time::{Duration, Instant};
 pub const MAX_RATE: f64 = 100.0;
 /// The lowest rate after throttling, starts per second.
 pub const MIN_RATE: f64 = 0.5;
-/// How much every start that goes through raises the rate (starts per second).
+/// How much every start that goes through raises the rate (starts per second), when
+/// nothing was throttled for [`CAREFUL_FOR`].
 const INCREASE: f64 = 0.1;
+/// How fast the rate rises (starts per second, per second) within [`CAREFUL_FOR`] of a cut.
+const CAREFUL_INCREASE: f64 = 0.5;
+/// How long after a cut the rate rises carefully.
+const CAREFUL_FOR: Duration = Duration::from_secs(30);
 /// A cut leaves at most this share of the rate.
 const DECREASE: f64 = 0.9;
 /// A cut when no start went through in the last [`ACCEPTED_WINDOW`].
@@ -92,7 +100,15 @@ impl StartRate {
 
     /// A start went through: raise the rate a little (not above [`MAX_RATE`]).
     pub fn succeeded(&mut self, now: Instant) {
-        self.rate = (self.rate + INCREASE).min(MAX_RATE);
+        let careful = self
+            .cut
+            .is_some_and(|cut| now.saturating_duration_since(cut) < CAREFUL_FOR);
+        let increase = if careful {
+            CAREFUL_INCREASE / self.rate
+        } else {
+            INCREASE
+        };
+        self.rate = (self.rate + increase).min(MAX_RATE);
         self.forget_before(now);
         self.accepted.push_back(now);
     }
@@ -178,10 +194,14 @@ mod tests {
         for i in 0..10 {
             r.succeeded(t0 + MS * (600 + i * 50));
         }
-        assert!((r.rate() - 11.0).abs() < 1e-9, "{}", r.rate());
+        let raised = r.rate();
+        assert!(
+            (raised - 10.5).abs() < 0.05,
+            "half a start per second per second after a cut: {raised}"
+        );
         r.throttled(t0 + MS * 1_600);
         assert!(
-            (r.rate() - 9.9).abs() < 1e-9,
+            (r.rate() - raised * DECREASE).abs() < 1e-9,
             "10 went through, but a cut lowers the rate: {}",
             r.rate()
         );
@@ -189,5 +209,34 @@ mod tests {
             r.throttled(t0 + Duration::from_secs(10) + DECREASE_HOLD * i);
         }
         assert_eq!(r.rate(), MIN_RATE);
+    }
+
+    #[test]
+    fn the_rate_rises_carefully_after_a_cut_and_fast_once_quiet() {
+        let t0 = Instant::now();
+        let mut r = StartRate::new(t0);
+        r.throttled(t0);
+        r.throttled(t0 + DECREASE_HOLD);
+        r.throttled(t0 + DECREASE_HOLD * 2); // 100 -> 12.5
+        let cut = t0 + DECREASE_HOLD * 2;
+        let mut t = cut;
+        while t < cut + CAREFUL_FOR {
+            t += Duration::from_secs_f64(1.0 / r.rate());
+            r.succeeded(t);
+        }
+        let careful = r.rate();
+        assert!(
+            (careful - (12.5 + CAREFUL_INCREASE * 30.0)).abs() < 1.0,
+            "about +0.5 a second for 30 s: {careful}"
+        );
+        for _ in 0..100 {
+            t += Duration::from_secs_f64(1.0 / r.rate());
+            r.succeeded(t);
+        }
+        assert!(
+            (r.rate() - (careful + 100.0 * INCREASE)).abs() < 0.2,
+            "quiet: +0.1 per start: {}",
+            r.rate()
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! is refused with AccountLimitExceededException, the runs that want to start wait in one
 //! queue in creation order, and only the head may call StartBuild: once per probe interval
 //! (a single refused call at most, for capacity freed outside the operator's view), and at
-//! once for every build of that target the tracker sees finish: each finished build frees
+//! once for every build of that target the tracker sees finish (it polls a queued target's
+//! builds every [`super::QUEUED_POLL`], between rounds): each finished build frees
 //! a slot, and each slot starts the next run in line, one after the other, without a call
 //! being refused (unless someone else took the slot). The queue ends when it is empty.
 //!
@@ -181,6 +182,12 @@ impl Capacity {
         let queue = queues.get_mut(target)?;
         queue.free += 1;
         queue.runs.first().cloned()
+    }
+
+    /// The targets whose runs wait in a queue (the tracker polls their builds more often, so
+    /// a freed slot is used soon after the build that held it ends).
+    pub fn queued_targets(&self) -> BTreeSet<Target> {
+        self.lock().keys().cloned().collect()
     }
 
     /// `run` no longer wants to start (deleted, stopped): it leaves every queue.

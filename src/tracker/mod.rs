@@ -15,7 +15,7 @@ mod capacity;
 mod pacer;
 mod polling;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -41,6 +41,9 @@ pub use polling::{Tracked, tracked, well_formed_build_id};
 
 /// How many BatchGetBuilds calls of one round may be in flight at once.
 const ROUND_CONCURRENCY: usize = 4;
+/// How often the builds of a target whose runs wait for the account's build limit are
+/// polled (between rounds), so that a freed slot is used soon after its build ends.
+pub const QUEUED_POLL: Duration = Duration::from_secs(1);
 
 /// The numbers of one polling round.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -165,13 +168,26 @@ impl<B: BuildApi> Tracker<B> {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Polls every `interval` until the future is dropped.
+    /// Polls every `interval` until the future is dropped; in between, every
+    /// [`QUEUED_POLL`], the builds of targets whose runs wait for the account's build limit.
     pub async fn run(self, interval: Duration) {
         self.metrics.set_poll_interval(interval);
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            let tick = ticker.tick();
+            tokio::pin!(tick);
+            loop {
+                tokio::select! {
+                    _ = &mut tick => break,
+                    _ = tokio::time::sleep(QUEUED_POLL) => {
+                        let queued = self.capacity.queued_targets();
+                        if !queued.is_empty() {
+                            self.queued_round(&queued).await;
+                        }
+                    }
+                }
+            }
             let stats = self.round().await;
             if stats.builds > 0 {
                 debug!(?stats, "tracker round");
@@ -184,18 +200,40 @@ impl<B: BuildApi> Tracker<B> {
         let started = Instant::now();
         let tracked = self.tracked();
         let calls = self.plan_calls(&tracked);
+        let mut stats = self.poll(calls, &tracked).await;
+        stats.changed += self.set_aside_malformed(&tracked);
+        let live = self.cache.lock().values().filter(|o| o.is_live()).count();
+        self.in_flight.store(live, Ordering::Relaxed);
+        self.metrics
+            .tracker_round(started.elapsed(), stats.builds, live);
+        stats
+    }
+
+    /// A round between rounds: the live builds of `targets` only (those with runs waiting
+    /// for a slot). Not counted as a round in the metrics.
+    pub async fn queued_round(&self, targets: &BTreeSet<Target>) -> RoundStats {
+        let tracked = self.tracked();
+        let calls: Vec<_> = self
+            .plan_calls(&tracked)
+            .into_iter()
+            .filter(|(target, _)| targets.contains(target))
+            .collect();
+        self.poll(calls, &tracked).await
+    }
+
+    /// Makes `calls`, setting aside the ids CodeBuild refuses.
+    async fn poll(
+        &self,
+        calls: Vec<(Target, Vec<String>)>,
+        tracked: &HashMap<String, Tracked>,
+    ) -> RoundStats {
         let mut stats = RoundStats {
             builds: calls.iter().map(|(_, ids)| ids.len()).sum(),
             calls: calls.len(),
             ..RoundStats::default()
         };
-        stats.changed += self.set_aside_malformed(&tracked);
-        let refused = self.call(calls, &tracked, &mut stats).await;
-        self.isolate(refused, &tracked, &mut stats).await;
-        let live = self.cache.lock().values().filter(|o| o.is_live()).count();
-        self.in_flight.store(live, Ordering::Relaxed);
-        self.metrics
-            .tracker_round(started.elapsed(), stats.builds, live);
+        let refused = self.call(calls, tracked, &mut stats).await;
+        self.isolate(refused, tracked, &mut stats).await;
         stats
     }
 
