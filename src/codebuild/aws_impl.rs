@@ -174,6 +174,14 @@ impl AwsBuildApi {
             .clone()
     }
 
+    /// A start (StartBuild or StartBuildBatch) to `target` went through: its rate may rise.
+    pub(super) fn start_went_through(&self, target: &Target) {
+        self.start_rate(target)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .succeeded(Instant::now());
+    }
+
     fn make_clients(&self, target: &Target) -> Clients {
         let region = Region::new(target.region.clone());
         let role = target
@@ -326,10 +334,7 @@ impl BuildApi for AwsBuildApi {
                 .map_err(|e| ApiError::from_sdk(&e))
         };
         let out = self.observe("StartBuild", target, call).await?;
-        self.start_rate(target)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .succeeded(Instant::now());
+        self.start_went_through(target);
         out.build_value
             .ok_or_else(|| ApiError::new(ErrorKind::Other, None, "StartBuild returned no build"))
     }

@@ -306,7 +306,8 @@ impl<B: BatchApi> BatchTracker<B> {
 }
 
 /// Polls builds and batches every `interval`, on the same ticks, until the future is
-/// dropped (the tracker's loop once batch runs are watched too).
+/// dropped (the tracker's loop once batch runs are watched too); in between, the builds of
+/// targets whose runs wait for the account's build limit (see [`Tracker::between_rounds`]).
 pub async fn rounds<B: BuildApi + BatchApi>(
     builds: Tracker<B>,
     batches: BatchTracker<B>,
@@ -316,7 +317,7 @@ pub async fn rounds<B: BuildApi + BatchApi>(
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        builds.between_rounds(&mut ticker).await;
         let (build_stats, batch_stats) = futures::join!(builds.round(), batches.round());
         if build_stats.builds > 0 || batch_stats.builds > 0 {
             debug!(builds = ?build_stats, batches = ?batch_stats, "tracker round");

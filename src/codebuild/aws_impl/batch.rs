@@ -2,8 +2,6 @@
 //! build calls (`super::AwsBuildApi`); StartBuildBatch is paced by the same per-target
 //! start rate as StartBuild.
 
-use std::sync::PoisonError;
-
 use aws_sdk_codebuild::operation::start_build_batch::StartBuildBatchInput;
 use aws_sdk_codebuild::types::{BuildBatch, SortOrderType};
 
@@ -94,10 +92,7 @@ impl BatchApi for AwsBuildApi {
                 .map_err(|e| ApiError::from_sdk(&e))
         };
         let out = self.observe("StartBuildBatch", target, call).await?;
-        self.start_rate(target)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .succeeded();
+        self.start_went_through(target);
         out.build_batch.ok_or_else(|| no_batch("StartBuildBatch"))
     }
 
