@@ -102,15 +102,15 @@ fn crd_is_established_with_short_name_and_category() {
             "`kubectl get {resource}` should list the run:\n{listed}"
         );
     }
-    // The printer columns: Status / Phase / Reason by default; Project, Build ID and the
-    // build's start and end with -o wide.
+    // The printer columns: Status / Phase / Reason by default; Project, Build ID, the
+    // build's start and end, and its test counts with -o wide.
     let wide = kubectl_ok(&["get", "cbr", "-n", ns.name(), "-o", "wide"]);
     let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
         [
             "NAME", "PROJECT", "STATUS", "PHASE", "REASON", "AGE", "BUILD", "ID", "STARTED",
-            "ENDED"
+            "ENDED", "TESTS"
         ],
         "{wide}"
     );

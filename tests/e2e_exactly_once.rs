@@ -339,33 +339,36 @@ async fn lose_the_answers(world: &mut World, names: &[String]) -> k8s_openapi::j
 
 /// A StartBuild answer lost late in the token window never gives a second build: 50 trials,
 /// the operator restarted at 40% to 80% of the window, its repeat delayed by latency (the
-/// request reaches CodeBuild 2.5 s late) or by throttling and the SDK's own retries.
+/// request reaches CodeBuild 5 s late) or by throttling and the SDK's own retries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_starts_at_the_edge_of_the_token_window_never_give_a_second_build() {
-    // An 8 s window (simulator and operator), calls of at most 3 s, 0.5 s of clock skew:
-    // a repeat is sent while the attempt is younger than 4.5 s; calls may be in flight
-    // until 7.5 s; after that the operator searches.
+    const WINDOW: f64 = 16.0;
+    // A 16 s window (simulator and operator), calls of at most 6 s, 1 s of clock skew: a
+    // repeat is sent while the attempt is younger than 9 s; calls may be in flight until
+    // 15 s; after that the operator searches. (The scale leaves the test room to kill the
+    // operator before it recovers the lost answers by itself, also on a loaded machine.)
     let config = SimConfig {
-        token_window_seconds: 8.0,
+        token_window_seconds: WINDOW,
         ..SimConfig::default()
     };
     let args = [
         "--token-window",
-        "8s",
+        "16s",
         "--aws-operation-timeout",
-        "3s",
+        "6s",
         "--clock-skew",
-        "500ms",
+        "1s",
     ];
     let mut world = world("window-edge", config, &args).await;
     let mut names = Vec::new();
     for (cycle, fraction) in [0.4, 0.5, 0.6, 0.7, 0.8].into_iter().enumerate() {
         let batch: Vec<String> = (0..10).map(|i| format!("c{cycle}-r{i}")).collect();
         let attempted = lose_the_answers(&mut world, &batch).await;
-        // The repeat is slowed on its way to CodeBuild.
+        // The repeat is slowed on its way to CodeBuild (past the window, for a repeat sent
+        // late: the previous rule gave duplicates here).
         world.state().set_faults(if cycle % 2 == 0 {
             Faults {
-                latency_ms: 2_500,
+                latency_ms: 5_000,
                 operation: Some("StartBuild".into()),
                 ..Faults::default()
             }
@@ -377,7 +380,7 @@ async fn lost_starts_at_the_edge_of_the_token_window_never_give_a_second_build()
             }
         });
         let restart = attempted
-            .checked_add(Duration::from_secs_f64(8.0 * fraction))
+            .checked_add(Duration::from_secs_f64(WINDOW * fraction))
             .expect("a time");
         let now = k8s_openapi::jiff::Timestamp::now();
         if let Ok(wait) = Duration::try_from(restart.duration_since(now)) {

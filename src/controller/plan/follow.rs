@@ -85,6 +85,11 @@ pub fn follow_step(
 ) -> FollowStep {
     let id = status.build.build_id.clone().unwrap_or_default();
     let info = match observation {
+        // Not polled yet: a stop asked for now is carried out on what status records (no
+        // later observation would bring this run back if its build does not change).
+        None if options.stop_requested() && !status.build.is_finished() => {
+            return FollowStep::Stop { id };
+        }
         None => return FollowStep::Mirror(unchanged(status, options, now)),
         Some(Observation::NotFound) => return FollowStep::NotFound { id },
         Some(Observation::Invalid(why)) => {
@@ -389,6 +394,24 @@ mod tests {
         let done = seen(build("SUCCEEDED", "COMPLETED"));
         assert!(matches!(
             follow_step(&s, &opts, Some(&done), at(0), PHASES),
+            FollowStep::Mirror(_)
+        ));
+    }
+
+    #[test]
+    fn a_stop_asked_before_the_tracker_polled_the_build_is_carried_out() {
+        let opts = RunOptions {
+            stop: Some(true),
+            ..Default::default()
+        };
+        let s = recorded(build("IN_PROGRESS", "SUBMITTED"));
+        assert_eq!(
+            follow_step(&s, &opts, None, at(0), PHASES),
+            FollowStep::Stop { id: "p:1".into() }
+        );
+        let done = recorded(build("SUCCEEDED", "COMPLETED"));
+        assert!(matches!(
+            follow_step(&done, &opts, None, at(0), PHASES),
             FollowStep::Mirror(_)
         ));
     }
