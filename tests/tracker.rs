@@ -338,8 +338,13 @@ async fn batches_are_polled_in_calls_of_at_most_100_and_finished_ones_cost_nothi
         writer.apply_watcher_event(&watcher::Event::Apply(run));
     }
     let stats = tracker.round().await;
-    assert_eq!((stats.builds, stats.calls), (30, 1), "only eu-west-1's are live");
+    assert_eq!(
+        (stats.builds, stats.calls),
+        (30, 1),
+        "only eu-west-1's are live"
+    );
     assert_eq!(fake.batch_batch_calls.lock().unwrap().len(), before + 1);
+}
 
 #[tokio::test]
 async fn while_runs_wait_for_the_build_limit_their_targets_builds_are_polled_between_rounds() {

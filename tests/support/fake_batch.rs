@@ -45,7 +45,12 @@ pub fn batch(id: &str, status: StatusType, phase: &str, uid: &str) -> BuildBatch
 
 impl FakeCodeBuild {
     /// Sets the status (and phase) of batch `id`; returns it, if CodeBuild knows it.
-    pub fn set_batch_status(&self, id: &str, status: StatusType, phase: &str) -> Option<BuildBatch> {
+    pub fn set_batch_status(
+        &self,
+        id: &str,
+        status: StatusType,
+        phase: &str,
+    ) -> Option<BuildBatch> {
         let mut batches = self.batches.lock().unwrap();
         let b = batches.iter_mut().find(|b| b.id.as_deref() == Some(id))?;
         b.build_batch_status = Some(status.clone());
