@@ -461,6 +461,13 @@ fn operator_as_the_charts_service_account_takes_a_run_to_succeeded() {
             "-n",
             n,
         ][..],
+        // A standby watches its Lease (by name) to take it once released.
+        &[
+            "watch",
+            &format!("leases.coordination.k8s.io/{lease}"),
+            "-n",
+            n,
+        ][..],
     ] {
         assert!(can(allowed), "{subject} should be allowed: {allowed:?}");
     }
@@ -493,6 +500,7 @@ fn operator_as_the_charts_service_account_takes_a_run_to_succeeded() {
             n,
         ][..],
         &["create", "leases.coordination.k8s.io", "-n", "default"][..],
+        &["watch", "leases.coordination.k8s.io", "-n", n][..],
         &["delete", "namespaces"][..],
         &["create", "clusterrolebindings.rbac.authorization.k8s.io"][..],
     ] {
