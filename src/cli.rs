@@ -28,8 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller.
     Run(RunArgs),
-    /// Print a CustomResourceDefinition as YAML: CodeBuildRun (the default) or
-    /// CodeBuildRunPolicy.
+    /// Print a CustomResourceDefinition as YAML: CodeBuildRun (the default),
+    /// CodeBuildBatchRun (`batch`) or CodeBuildRunPolicy (`policy`).
     Crd {
         /// Which CRD.
         #[arg(value_enum, default_value = "run")]

@@ -9,13 +9,15 @@ use std::collections::BTreeMap;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 
-use crate::api::{CodeBuildRun, CodeBuildRunPolicy};
+use crate::api::{CodeBuildBatchRun, CodeBuildRun, CodeBuildRunPolicy};
 
 /// The CRDs the operator serves, as `codebuild-operator crd KIND` names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     /// CodeBuildRun.
     Run,
+    /// CodeBuildBatchRun.
+    Batch,
     /// CodeBuildRunPolicy.
     Policy,
 }
@@ -25,6 +27,7 @@ impl Kind {
     pub fn file_name(self) -> &'static str {
         match self {
             Kind::Run => "codebuild.operator.dev_codebuildruns.yaml",
+            Kind::Batch => "codebuild.operator.dev_codebuildbatchruns.yaml",
             Kind::Policy => "codebuild.operator.dev_codebuildrunpolicies.yaml",
         }
     }
@@ -32,6 +35,7 @@ impl Kind {
     fn header(self) -> String {
         let arg = match self {
             Kind::Run => "",
+            Kind::Batch => " batch",
             Kind::Policy => " policy",
         };
         format!(
@@ -51,7 +55,16 @@ impl Kind {
 /// `healthCheckExprs`) can read as in progress; without any `status` their expressions
 /// cannot evaluate at all.
 pub fn crd() -> CustomResourceDefinition {
-    let mut crd = tidied(CodeBuildRun::crd());
+    with_empty_status(tidied(CodeBuildRun::crd()))
+}
+
+/// The CodeBuildBatchRun CRD, with the same passes as [`crd`] (status defaults to `{}`).
+pub fn batch_crd() -> CustomResourceDefinition {
+    with_empty_status(tidied(CodeBuildBatchRun::crd()))
+}
+
+/// `crd` whose `status` defaults to `{}` (see [`crd`]).
+fn with_empty_status(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     for version in &mut crd.spec.versions {
         let status = version
             .schema
@@ -96,6 +109,7 @@ pub fn crd_yaml() -> Result<String, serde_saphyr::ser::Error> {
 pub fn kind_yaml(kind: Kind) -> Result<String, serde_saphyr::ser::Error> {
     let crd = match kind {
         Kind::Run => crd(),
+        Kind::Batch => batch_crd(),
         Kind::Policy => policy_crd(),
     };
     let value = serde_json::to_value(crd).unwrap_or(Value::Null);

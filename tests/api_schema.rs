@@ -1,8 +1,9 @@
 //! The CRD is generated from the Rust types, matches the committed copy byte for byte, and
 //! its spec schema is the StartBuild request of the CodeBuild service model: every member,
-//! same names, same nesting, same enums, required members and documented bounds.
+//! same names, same nesting, same enums, required members and documented bounds. The same
+//! for the CodeBuildBatchRun CRD and the StartBuildBatch request.
 
-use codebuild_operator::crd::{crd, crd_yaml};
+use codebuild_operator::crd::{Kind, batch_crd, crd, crd_yaml, kind_yaml};
 use serde_json::{Map, Value};
 
 const COMMITTED: &str = include_str!("../crds/codebuild.operator.dev_codebuildruns.yaml");
@@ -269,4 +270,116 @@ fn expect_type(schema: &Value, ty: &str, path: &str, problems: &mut Vec<String>)
             schema.get("type")
         ));
     }
+}
+
+// === CodeBuildBatchRun ===
+
+const COMMITTED_BATCH: &str =
+    include_str!("../crds/codebuild.operator.dev_codebuildbatchruns.yaml");
+const CHART_BATCH_CRD: &str =
+    "charts/codebuild-operator/crds/codebuild.operator.dev_codebuildbatchruns.yaml";
+
+#[test]
+fn committed_batch_crd_is_the_generated_one() {
+    let generated = kind_yaml(Kind::Batch).unwrap();
+    assert!(
+        generated == COMMITTED_BATCH,
+        "crds/{0} is stale (first difference at line {1}). Regenerate it with:\n  \
+         cargo run -- crd batch > crds/{0}",
+        Kind::Batch.file_name(),
+        first_difference(&generated, COMMITTED_BATCH)
+    );
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(CHART_BATCH_CRD);
+    let chart_crd = std::fs::read_to_string(&chart).expect("the chart ships the batch CRD");
+    assert!(
+        chart_crd == generated,
+        "{CHART_BATCH_CRD} differs from crds/. Regenerate it with:\n  \
+         cargo run -- crd batch > {CHART_BATCH_CRD}"
+    );
+}
+
+#[test]
+fn batch_names_columns_and_subresources() {
+    let crd = serde_json::to_value(batch_crd()).unwrap();
+    assert_eq!(
+        crd["metadata"]["name"],
+        "codebuildbatchruns.codebuild.operator.dev"
+    );
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    assert_eq!(crd["spec"]["names"]["kind"], "CodeBuildBatchRun");
+    assert_eq!(
+        crd["spec"]["names"]["shortNames"],
+        serde_json::json!(["cbbr"])
+    );
+    assert_eq!(
+        crd["spec"]["names"]["categories"],
+        serde_json::json!(["codebuild"])
+    );
+    let v = &crd["spec"]["versions"][0];
+    assert!(v["subresources"]["status"].is_object());
+    let columns: Vec<(&str, &str)> = v["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["jsonPath"].as_str().unwrap()))
+        .collect();
+    for column in [
+        ("Status", ".status.buildBatchStatus"),
+        ("Phase", ".status.currentPhase"),
+        ("Builds", ".status.builds"),
+        ("Batch ID", ".status.id"),
+    ] {
+        assert!(columns.contains(&column), "{column:?} missing: {columns:?}");
+    }
+    let status = &v["schema"]["openAPIV3Schema"]["properties"]["status"];
+    assert_eq!(status["default"], serde_json::json!({}));
+    assert_eq!(
+        status["properties"]["conditions"]["x-kubernetes-list-map-keys"],
+        serde_json::json!(["type"])
+    );
+}
+
+#[test]
+fn batch_spec_is_the_start_build_batch_request() {
+    let model: Value = serde_json::from_str(MODEL).unwrap();
+    let crd = serde_json::to_value(batch_crd()).unwrap();
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let mut problems = Vec::new();
+    compare(
+        &model,
+        "StartBuildBatchInput",
+        spec,
+        "spec",
+        &mut problems,
+        &["operator"],
+    );
+    assert!(
+        problems.is_empty(),
+        "batch spec schema differs from the service model:\n{}",
+        problems.join("\n")
+    );
+    assert_eq!(spec["required"], serde_json::json!(["projectName"]));
+    assert_eq!(
+        spec["properties"].as_object().unwrap().len(),
+        32,
+        "31 members and operator"
+    );
+}
+
+#[test]
+fn every_batch_field_is_documented_and_the_schema_is_structural() {
+    let crd = serde_json::to_value(batch_crd()).unwrap();
+    let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let mut undocumented = Vec::new();
+    documented(&root["properties"]["spec"], "spec", &mut undocumented);
+    documented(&root["properties"]["status"], "status", &mut undocumented);
+    undocumented.retain(|p| !p.starts_with("status.conditions[]."));
+    assert!(
+        undocumented.is_empty(),
+        "fields without a description: {undocumented:?}"
+    );
+    let text = serde_json::to_string(&crd).unwrap();
+    assert!(!text.contains("x-kubernetes-preserve-unknown-fields"));
+    assert!(!text.contains("\"$ref\""));
+    assert!(!text.contains("\"anyOf\"") && !text.contains("\"oneOf\""));
 }

@@ -1,19 +1,26 @@
 //! spec -> StartBuild on the wire, and Build on the wire -> status, through the real AWS SDK
 //! with an in-memory HTTP client: nothing the user wrote is dropped, nothing CodeBuild
-//! reports is lost.
+//! reports is lost. The same for a CodeBuildBatchRun: spec -> StartBuildBatch, BuildBatch
+//! -> status, and the other batch calls on the wire.
 
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_codebuild::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_smithy_http_client::test_util::infallible_client_fn;
 use aws_smithy_types::body::SdkBody;
-use codebuild_operator::api::{CodeBuildRunSpec, MARKER_ENV_VAR};
-use codebuild_operator::codebuild::{AwsBuildApi, AwsSettings, BuildApi, Target};
-use codebuild_operator::convert::{build_info, start_build_input};
+use codebuild_operator::api::{
+    CodeBuildBatchRunSpec, CodeBuildRunSpec, MARKER_ENV_VAR, RetryBuildBatchType,
+};
+use codebuild_operator::codebuild::{AwsBuildApi, AwsSettings, BatchApi, BuildApi, Target};
+use codebuild_operator::convert::{
+    batch_info, build_info, start_build_batch_input, start_build_input,
+};
 use serde_json::{Value, json};
 
 const FULL_SPEC: &str = include_str!("fixtures/start-build-full.json");
 const FULL_BUILD: &str = include_str!("fixtures/build-full.json");
+const FULL_BATCH_SPEC: &str = include_str!("fixtures/start-build-batch-full.json");
+const FULL_BATCH: &str = include_str!("fixtures/build-batch-full.json");
 
 /// The requests an SDK client sent: (X-Amz-Target, JSON body).
 type Seen = Arc<Mutex<Vec<(String, Value)>>>;
@@ -226,4 +233,164 @@ async fn empty_strings_from_codebuild_are_left_out_of_status() {
     ] {
         assert!(info.get(list).is_none(), "{list}: {info}");
     }
+}
+
+// === batch builds ===
+
+fn batch_response() -> &'static str {
+    Box::leak(format!("{{\"buildBatch\": {FULL_BATCH}}}").into_boxed_str())
+}
+
+/// `expected` and `body` hold the same members with the same values.
+fn same_members(expected: &Value, body: &Value) {
+    let (expected, body) = (expected.as_object().unwrap(), body.as_object().unwrap());
+    for (member, value) in expected {
+        assert_eq!(
+            body.get(member),
+            Some(value),
+            "member {member} differs on the wire"
+        );
+    }
+    for member in body.keys() {
+        assert!(
+            expected.contains_key(member),
+            "unexpected member {member} on the wire"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_start_build_batch_json_is_a_spec_and_reaches_the_wire_unchanged() {
+    let fixture: Value = serde_json::from_str(FULL_BATCH_SPEC).unwrap();
+    let spec: CodeBuildBatchRunSpec = serde_json::from_value(fixture.clone())
+        .expect("a StartBuildBatch JSON is a valid batch spec");
+    // Nothing of the JSON is dropped by the spec type.
+    let mut back = serde_json::to_value(&spec).unwrap();
+    assert_eq!(back, fixture, "the spec gives back the JSON it was given");
+    let token = spec.idempotency_token.clone().unwrap();
+    let input = start_build_batch_input(&spec, &token, "uid-123").unwrap();
+
+    let (api, seen) = sdk(batch_response());
+    api.start_build_batch(&Target::region("us-east-1"), input)
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    let (target, body) = &seen[0];
+    assert_eq!(target, "CodeBuild_20161006.StartBuildBatch");
+    // The wire request is the fixture plus the marker variable, member for member.
+    back["environmentVariablesOverride"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": MARKER_ENV_VAR, "value": "uid-123", "type": "PLAINTEXT"}));
+    same_members(&back, body);
+}
+
+#[test]
+fn the_full_batch_fixture_covers_every_member_of_the_service_model() {
+    let model: Value = serde_json::from_str(include_str!("data/codebuild-model.json")).unwrap();
+    let mut missing = Vec::new();
+    let spec: Value = serde_json::from_str(FULL_BATCH_SPEC).unwrap();
+    covers(&model, "StartBuildBatchInput", &spec, "", &mut missing);
+    assert!(missing.is_empty(), "the fixture does not set: {missing:?}");
+    assert_eq!(
+        spec.as_object().unwrap().len(),
+        31,
+        "31 StartBuildBatch members"
+    );
+}
+
+#[tokio::test]
+async fn every_mirrored_batch_field_reaches_status() {
+    let (api, _) = sdk(batch_response());
+    let batch = api
+        .stop_build_batch(&Target::region("us-east-1"), "my-app:x")
+        .await
+        .unwrap();
+    let info = serde_json::to_value(batch_info(&batch)).unwrap();
+    let expected: Value =
+        serde_json::from_str(include_str!("fixtures/build-batch-full.status.json")).unwrap();
+    assert_eq!(
+        info, expected,
+        "status mirror of fixtures/build-batch-full.json"
+    );
+    for field in [
+        "id",
+        "arn",
+        "buildBatchNumber",
+        "buildBatchStatus",
+        "currentPhase",
+        "complete",
+        "startTime",
+        "endTime",
+        "sourceVersion",
+        "resolvedSourceVersion",
+        "phases",
+        "buildGroups",
+        "builds",
+        "artifacts",
+        "secondaryArtifacts",
+        "reportArns",
+    ] {
+        assert!(info.get(field).is_some(), "{field} missing from status");
+    }
+    // The service's values outside the model's enums arrive as CodeBuild spelt them.
+    let groups = info["buildGroups"].as_array().unwrap();
+    assert_eq!(groups[3]["currentBuildSummary"]["buildStatus"], "PENDING");
+    assert_eq!(
+        groups[1]["currentBuildSummary"]["primaryArtifact"]["type"],
+        "s3"
+    );
+    assert_eq!(info["phases"][2]["phaseStatus"], "CLIENT_ERROR");
+    assert_eq!(
+        groups[1]["currentBuildSummary"]["buildId"],
+        "my-app:11111111-1111-4111-8111-111111111111"
+    );
+    assert_eq!(info["builds"], "2/3", "linux and windows ended; docs waits");
+    // Never the batch's environment (variable values).
+    assert!(!info.to_string().contains("super-secret-plaintext"));
+}
+
+#[tokio::test]
+async fn the_batch_calls_reach_the_wire_as_the_model_names_them() {
+    let (api, seen) = sdk(batch_response());
+    let t = Target::region("us-east-1");
+    api.stop_build_batch(&t, "p:1").await.unwrap();
+    api.retry_build_batch(
+        &t,
+        "p:1",
+        RetryBuildBatchType::RetryFailedBuilds,
+        "tok-retry-1",
+    )
+    .await
+    .unwrap();
+    let (api_list, seen_list) = sdk(r#"{"ids": ["p:2", "p:1"], "nextToken": "n"}"#);
+    let page = api_list
+        .list_build_batches_for_project(&t, "p", Some("m".into()))
+        .await
+        .unwrap();
+    assert_eq!(page.ids, ["p:2", "p:1"]);
+    assert_eq!(page.next_token.as_deref(), Some("n"));
+    let (api_get, seen_get) = sdk(r#"{"buildBatches": [], "buildBatchesNotFound": ["p:9"]}"#);
+    let found = api_get
+        .batch_get_build_batches(&t, vec!["p:9".into()])
+        .await
+        .unwrap();
+    assert_eq!(found.not_found, ["p:9"]);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].0, "CodeBuild_20161006.StopBuildBatch");
+    assert_eq!(seen[0].1, json!({"id": "p:1"}));
+    assert_eq!(seen[1].0, "CodeBuild_20161006.RetryBuildBatch");
+    assert_eq!(
+        seen[1].1,
+        json!({"id": "p:1", "retryType": "RETRY_FAILED_BUILDS", "idempotencyToken": "tok-retry-1"})
+    );
+    let list = &seen_list.lock().unwrap()[0];
+    assert_eq!(list.0, "CodeBuild_20161006.ListBuildBatchesForProject");
+    assert_eq!(
+        list.1,
+        json!({"projectName": "p", "sortOrder": "DESCENDING", "maxResults": 100, "nextToken": "m"})
+    );
+    let get = &seen_get.lock().unwrap()[0];
+    assert_eq!(get.0, "CodeBuild_20161006.BatchGetBuildBatches");
+    assert_eq!(get.1, json!({"ids": ["p:9"]}));
 }

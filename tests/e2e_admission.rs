@@ -3,6 +3,7 @@
 //! `admission::apply` and bound to this test's namespaces, refuses at `kubectl apply` what
 //! `policy::evaluate` refuses, with the same message, and lets through what it allows.
 //! Every expected message is computed by the library from the same input, never copied.
+//! The same admission policy covers CodeBuildBatchRuns (their own members' rules included).
 //!
 //! Policies, admission policies and bindings are cluster-scoped and tests run in parallel:
 //! every name carries a random id, every policy selects only namespaces labelled with that
@@ -17,7 +18,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use codebuild_operator::api::{CodeBuildRunPolicy, CodeBuildRunSpec};
+use codebuild_operator::api::{CodeBuildBatchRunSpec, CodeBuildRunPolicy, CodeBuildRunSpec};
 use codebuild_operator::crd::{Kind, kind_yaml};
 use codebuild_operator::policy::{Decision, RunRequest, admission, evaluate};
 use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy;
@@ -1256,5 +1257,204 @@ fn kubectl_explain_documents_every_rule() {
         // The first sentence, as kubectl wraps it.
         let first = words(description.split(". ").next().unwrap());
         assert!(shown.contains(&first), "{}: {first}\n{text}", c.rule());
+    }
+}
+
+// ---- batch runs --------------------------------------------------------------------------
+
+/// What the controller decides for the batch run `spec` in `ns` with `policies`.
+fn decide_batch(ns: &TestNamespace, spec: &Value, policies: &[CodeBuildRunPolicy]) -> Decision {
+    let parsed: CodeBuildBatchRunSpec =
+        serde_json::from_value(spec.clone()).unwrap_or_else(|e| panic!("spec {spec}: {e}"));
+    let region = parsed
+        .options()
+        .region
+        .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+    let refs: Vec<&CodeBuildRunPolicy> = policies.iter().collect();
+    let request = RunRequest {
+        namespace: ns.name(),
+        region: &region,
+        spec: &parsed,
+    };
+    evaluate(&request, &namespace_labels(ns), &refs)
+}
+
+/// Asserts that `kubectl create` of the batch run `spec` gets the controller's decision.
+#[track_caller]
+fn assert_same_batch_decision(
+    ns: &TestNamespace,
+    name: &str,
+    spec: &Value,
+    policies: &[CodeBuildRunPolicy],
+) -> Decision {
+    let decision = decide_batch(ns, spec, policies);
+    let manifest = support::batch_world::batch_manifest(name, spec.clone());
+    let out = kubectl_stdin(&["create", "-n", ns.name(), "-f", "-"], &manifest);
+    match (&decision, out.status.success()) {
+        (Decision::Allowed { .. }, true) => {}
+        (Decision::Allowed { policy, .. }, false) => panic!(
+            "{name}: allowed by {policy} but kubectl create was refused:\n{}",
+            output_text(&out)
+        ),
+        (Decision::Denied { message }, true) => {
+            panic!("{name}: denied ({message}) but kubectl create was accepted")
+        }
+        (Decision::Denied { message }, false) => assert_eq!(
+            refusal(&output_text(&out)).as_deref(),
+            Some(message.as_str()),
+            "{name}: kubectl said:\n{}",
+            output_text(&out)
+        ),
+    }
+    decision
+}
+
+/// The members of `spec` StartBuildBatch has (a run's spec as a batch run's).
+fn batch_members(spec: Value) -> Value {
+    let schema = schemars::schema_for!(CodeBuildBatchRunSpec);
+    let members = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .expect("batch spec properties")
+        .clone();
+    let mut spec = spec;
+    spec.as_object_mut()
+        .unwrap()
+        .retain(|m, _| members.contains_key(m));
+    spec
+}
+
+#[tokio::test]
+async fn batch_runs_are_decided_alike_at_kubectl_apply() {
+    install_policy_crd();
+    let client = support::client().await;
+    let id = random_suffix(6);
+    let ns = namespace("adm-batch", &id, &[]);
+    let mut guard = ClusterScoped { objects: vec![] };
+    let api: Api<CodeBuildRunPolicy> = Api::all(client.clone());
+    let name = format!("adm-batch-{id}");
+    guard.add("codebuildrunpolicy", &name);
+    api.create(
+        &PostParams::default(),
+        &policy(
+            &name,
+            every_rule_spec(json!({"matchLabels": {RUN_LABEL: id}}), json!(["app"])),
+        ),
+    )
+    .await
+    .expect("creating the policy");
+    let policies = read_back(&api, std::slice::from_ref(&name)).await;
+    let vap_name = format!("cbbr-admission-{id}");
+    guard.add("validatingadmissionpolicy", &vap_name);
+    render_and_apply(&client, &vap_name, &policies).await;
+    bind(&mut guard, &vap_name, &id);
+    // Wait until the binding refuses (a refused run, through the dry run of a CodeBuildRun).
+    let refused = project_with("app", json!({"privilegedModeOverride": true}));
+    wait_for_outcome(
+        &ns,
+        &refused,
+        Err(denied(&decide(&ns, &refused, &policies)).to_owned()),
+    );
+
+    // Every member StartBuildBatch shares with StartBuild, and its own, each allowed.
+    let mut every = batch_members(every_member_allowed("app"));
+    every.as_object_mut().unwrap().extend(
+        json!({
+            "buildTimeoutInMinutesOverride": 60,
+            "reportBuildBatchStatusOverride": false,
+            "buildBatchConfigOverride": {
+                "serviceRole": "arn:aws:iam::111111111111:role/team-a-batch",
+                "combineArtifacts": true,
+                "timeoutInMins": 60,
+                "restrictions": {
+                    "maximumBuildsAllowed": 5,
+                    "computeTypesAllowed": ["BUILD_GENERAL1_SMALL"],
+                    "fleetsAllowed": ["arn:aws:codebuild:us-east-1:111111111111:fleet/team-a-big"],
+                },
+            },
+        })
+        .as_object()
+        .unwrap()
+        .clone(),
+    );
+    let decision = assert_same_batch_decision(&ns, "every-member", &every, &policies);
+    assert!(matches!(decision, Decision::Allowed { .. }), "{decision:?}");
+    // UPDATEs that change nothing the decision reads (the operator's settings, a finalizer)
+    // pass through, as for runs.
+    for patch in [
+        json!({"spec": {"operator": {"retry": {"count": 1, "retryType": "RETRY_FAILED_BUILDS"}}}}),
+        json!({"spec": {"operator": {"stop": true}}}),
+        json!({"metadata": {"finalizers": ["codebuild.operator.dev/stop-build"]}}),
+    ] {
+        let out = kubectl(&[
+            "patch",
+            "cbbr/every-member",
+            "-n",
+            ns.name(),
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ]);
+        assert!(out.status.success(), "{patch}: {}", output_text(&out));
+    }
+    // Nulls inside the batch configuration: unset for both.
+    let nulls = project_with(
+        "app",
+        json!({"buildBatchConfigOverride": {"serviceRole": null, "restrictions": null, "timeoutInMins": null}}),
+    );
+    let decision = assert_same_batch_decision(&ns, "nulls", &nulls, &policies);
+    assert!(matches!(decision, Decision::Allowed { .. }), "{decision:?}");
+
+    let gap =
+        |what: &str, value: &str| format!("policy \"{name}\" does not allow {what} \"{value}\"");
+    let cases = [
+        (
+            "batch-role",
+            json!({"buildBatchConfigOverride": {"serviceRole": "arn:aws:iam::111111111111:role/admin"}}),
+            gap(
+                "buildBatchConfigOverride serviceRole",
+                "arn:aws:iam::111111111111:role/admin",
+            ),
+        ),
+        (
+            "batch-compute",
+            json!({"buildBatchConfigOverride": {"restrictions": {"computeTypesAllowed": ["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_2XLARGE"]}}}),
+            gap(
+                "buildBatchConfigOverride computeTypesAllowed",
+                "BUILD_GENERAL1_2XLARGE",
+            ),
+        ),
+        (
+            "batch-fleets",
+            json!({"buildBatchConfigOverride": {"restrictions": {"fleetsAllowed": ["arn:aws:codebuild:us-east-1:111111111111:fleet/team-b"]}}}),
+            gap(
+                "buildBatchConfigOverride fleetsAllowed",
+                "arn:aws:codebuild:us-east-1:111111111111:fleet/team-b",
+            ),
+        ),
+        (
+            "batch-timeout",
+            json!({"buildBatchConfigOverride": {"timeoutInMins": 600}}),
+            format!(
+                "policy \"{name}\" does not allow buildBatchConfigOverride timeoutInMins 600 (at most 60)"
+            ),
+        ),
+        (
+            "build-timeout",
+            json!({"buildTimeoutInMinutesOverride": 600}),
+            format!(
+                "policy \"{name}\" does not allow buildTimeoutInMinutesOverride 600 (at most 60)"
+            ),
+        ),
+        (
+            "shared-member",
+            json!({"imageOverride": "evil/miner"}),
+            gap("imageOverride", "evil/miner"),
+        ),
+    ];
+    for (case, overrides, part) in cases {
+        let decision =
+            assert_same_batch_decision(&ns, case, &project_with("app", overrides), &policies);
+        assert!(denied(&decision).contains(&part), "{case}: {decision:?}");
     }
 }

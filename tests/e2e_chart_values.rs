@@ -33,6 +33,7 @@ const RELEASE: &str = "vals";
 /// The full name of [`RELEASE`] with the default values.
 const FULLNAME: &str = "vals-codebuild-operator";
 const RUNS: &str = "codebuildruns.codebuild.operator.dev";
+const BATCHES: &str = "codebuildbatchruns.codebuild.operator.dev";
 const POLICIES: &str = "codebuildrunpolicies.codebuild.operator.dev";
 
 // ---- helm ---------------------------------------------------------------------------------
@@ -842,12 +843,14 @@ fn aggregated_roles_render_exactly_the_promised_rules() {
     assert_eq!(label(edit, "aggregate-to-view"), Value::Null);
     assert_eq!(
         view["rules"],
-        json!([{"apiGroups": ["codebuild.operator.dev"], "resources": ["codebuildruns"],
+        json!([{"apiGroups": ["codebuild.operator.dev"],
+                "resources": ["codebuildruns", "codebuildbatchruns"],
                 "verbs": ["get", "list", "watch"]}])
     );
     assert_eq!(
         edit["rules"],
-        json!([{"apiGroups": ["codebuild.operator.dev"], "resources": ["codebuildruns"],
+        json!([{"apiGroups": ["codebuild.operator.dev"],
+                "resources": ["codebuildruns", "codebuildbatchruns"],
                 "verbs": ["create", "update", "patch", "delete"]}])
     );
 }
@@ -990,12 +993,12 @@ fn aggregated_roles_give_namespace_users_runs_but_never_status() {
         assert!(
             rules
                 .iter()
-                .any(|r| r["resources"] == json!(["codebuildruns"])),
+                .any(|r| r["resources"] == json!(["codebuildruns", "codebuildbatchruns"])),
             "{rules:?}"
         );
         let text = serde_json::to_string(rules).expect("JSON");
         assert!(
-            !text.contains("codebuildruns/"),
+            !text.contains("codebuildruns/") && !text.contains("codebuildbatchruns/"),
             "a subresource rule: {text}"
         );
         assert!(!text.contains("codebuildrunpolicies"), "{text}");
@@ -1005,6 +1008,10 @@ fn aggregated_roles_give_namespace_users_runs_but_never_status() {
     let finalizers = "--subresource=finalizers";
     let o = other.name();
     for verb in ["get", "list", "watch"] {
+        assert!(
+            can(&viewer, &[verb, BATCHES, "-n", n]),
+            "view may {verb} batch runs"
+        );
         assert!(can(&viewer, &[verb, RUNS, "-n", n]), "view may {verb} runs");
         assert!(can(&editor, &[verb, RUNS, "-n", n]), "edit may {verb} runs");
         assert!(!can(&viewer, &[verb, RUNS, "-n", o]), "only in {n}");
@@ -1012,6 +1019,10 @@ fn aggregated_roles_give_namespace_users_runs_but_never_status() {
         assert!(!can(&editor, &[verb, POLICIES]), "edit: no policies");
     }
     for verb in ["create", "update", "patch", "delete"] {
+        assert!(
+            can(&editor, &[verb, BATCHES, "-n", n]),
+            "edit may {verb} batch runs"
+        );
         assert!(can(&editor, &[verb, RUNS, "-n", n]), "edit may {verb} runs");
         assert!(!can(&viewer, &[verb, RUNS, "-n", n]), "view may not {verb}");
         assert!(!can(&editor, &[verb, RUNS, "-n", o]), "only in {n}");
@@ -1022,6 +1033,10 @@ fn aggregated_roles_give_namespace_users_runs_but_never_status() {
             assert!(
                 !can(user, &[verb, RUNS, status, "-n", n]),
                 "{user} may not {verb} codebuildruns/status"
+            );
+            assert!(
+                !can(user, &[verb, BATCHES, status, "-n", n]),
+                "{user} may not {verb} codebuildbatchruns/status"
             );
         }
         assert!(!can(user, &["update", RUNS, finalizers, "-n", n]));
@@ -1360,15 +1375,19 @@ fn the_packaged_chart_installs_and_shows_both_crds() {
         "{tgz}"
     );
 
-    // Both CRDs, exactly as in crds/, and both named in the Artifact Hub annotation.
+    // The three CRDs, exactly as in crds/, each named in the Artifact Hub annotation.
     let crds = helm_ok(&["show", "crds", &tgz]);
     let files = chart_crds();
-    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files.len(), 3, "{files:?}");
     for (file, text) in &files {
         assert!(crds.contains(text.trim()), "helm show crds lacks {file}");
     }
-    assert_eq!(crds.matches("kind: CustomResourceDefinition").count(), 2);
-    for (kind, name) in [("CodeBuildRun", RUNS), ("CodeBuildRunPolicy", POLICIES)] {
+    assert_eq!(crds.matches("kind: CustomResourceDefinition").count(), 3);
+    for (kind, name) in [
+        ("CodeBuildRun", RUNS),
+        ("CodeBuildBatchRun", BATCHES),
+        ("CodeBuildRunPolicy", POLICIES),
+    ] {
         assert!(crds.contains(&format!("name: {name}\n")), "{name}");
         assert!(crds.contains(&format!("kind: {kind}\n")), "{kind}");
         let annotation = chart_yaml

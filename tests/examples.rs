@@ -1,11 +1,12 @@
 //! Every manifest in examples/ is a valid `CodeBuildRun` as the Rust types read it, and none
 //! of its fields is silently dropped (the types do not deny unknown fields, so a misspelt
 //! member would otherwise vanish). The apiserver's view of the same files is checked in
-//! tests/e2e_api.rs.
+//! tests/e2e_api.rs. The same for examples/batch/ and `CodeBuildBatchRun` (run end to end
+//! in tests/e2e_batch.rs).
 
 mod support;
 
-use codebuild_operator::api::CodeBuildRun;
+use codebuild_operator::api::{CodeBuildBatchRun, CodeBuildRun};
 use serde_json::Value;
 use support::example_files;
 
@@ -184,4 +185,41 @@ fn the_examples_cover_the_documented_uses() {
                 .is_some_and(|s| !s.is_empty())
     });
     any("operator settings", &|r| r.spec.operator.is_some());
+}
+
+#[test]
+fn every_batch_example_parses_as_a_codebuildbatchrun_without_dropping_fields() {
+    let files = support::batch_example_files();
+    assert!(files.len() >= 3, "a matrix, a graph, a retry: {files:?}");
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&file).expect("reading an example");
+        assert!(text.starts_with('#'), "{name}: should start with comments");
+        for needle in ["kubectl apply -f", "kubectl get cbbr -w", "kubectl wait"] {
+            assert!(
+                text.contains(needle),
+                "{name}: its comments should show `{needle}`"
+            );
+        }
+        let run: CodeBuildBatchRun = serde_saphyr::from_str(&text)
+            .unwrap_or_else(|e| panic!("{name}: not a CodeBuildBatchRun: {e}"));
+        let name_in_file = run.metadata.name.clone().unwrap_or_default();
+        assert!(
+            text.contains(&format!("cbbr/{name_in_file}")),
+            "{name}: the `kubectl wait` comment should name cbbr/{name_in_file}"
+        );
+        assert!(
+            run.spec
+                .buildspec_override
+                .as_deref()
+                .unwrap_or_default()
+                .contains("batch:"),
+            "{name}: shows the batch section it runs"
+        );
+        let original: Value = serde_saphyr::from_str(&text).expect("YAML as a JSON value");
+        let reparsed = serde_json::to_value(&run).expect("serialising a CodeBuildBatchRun");
+        let mut lost = Vec::new();
+        missing(&original, &reparsed, "", &mut lost);
+        assert!(lost.is_empty(), "{name}:\n  {}", lost.join("\n  "));
+    }
 }

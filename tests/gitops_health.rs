@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use codebuild_operator::api::CodeBuildRun;
+use codebuild_operator::api::{CodeBuildBatchRun, CodeBuildRun};
 use serde_json::Value;
 
 const LUA: &str = "lua5.1";
@@ -146,11 +146,27 @@ fn health_check_gives_the_expected_status_for_every_fixture() {
 }
 
 #[test]
-fn fixtures_are_valid_codebuildruns() {
+fn fixtures_are_valid_runs_of_either_kind() {
+    let mut kinds = Vec::new();
     for entry in std::fs::read_dir(argocd_dir().join("testdata")).expect("reading testdata") {
         let path = entry.expect("entry").path();
-        let _: CodeBuildRun = serde_saphyr::from_str(&read(&path))
-            .unwrap_or_else(|e| panic!("{}: not a CodeBuildRun: {e}", path.display()));
+        let text = read(&path);
+        let kind = yaml(&path)["kind"].as_str().unwrap_or_default().to_owned();
+        match kind.as_str() {
+            "CodeBuildRun" => {
+                let _: CodeBuildRun = serde_saphyr::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: not a CodeBuildRun: {e}", path.display()));
+            }
+            "CodeBuildBatchRun" => {
+                let _: CodeBuildBatchRun = serde_saphyr::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: not a CodeBuildBatchRun: {e}", path.display()));
+            }
+            other => panic!("{}: kind {other:?}", path.display()),
+        }
+        kinds.push(kind);
+    }
+    for kind in ["CodeBuildRun", "CodeBuildBatchRun"] {
+        assert!(kinds.iter().any(|k| k == kind), "no {kind} fixture");
     }
 }
 
@@ -159,15 +175,17 @@ fn argocd_cm_snippet_embeds_health_lua_verbatim() {
     let cm = yaml(&argocd_dir().join("argocd-cm.yaml"));
     assert_eq!(cm["kind"], "ConfigMap");
     assert_eq!(cm["metadata"]["name"], "argocd-cm");
-    let key = "resource.customizations.health.codebuild.operator.dev_CodeBuildRun";
-    let embedded = cm["data"][key]
-        .as_str()
-        .unwrap_or_else(|| panic!("argocd-cm.yaml has no data.{key}"));
-    assert_eq!(
-        embedded,
-        read(&argocd_dir().join("health.lua")),
-        "argocd-cm.yaml must carry gitops/argocd/health.lua verbatim (regenerate it)"
-    );
+    for kind in ["CodeBuildRun", "CodeBuildBatchRun"] {
+        let key = format!("resource.customizations.health.codebuild.operator.dev_{kind}");
+        let embedded = cm["data"][&key]
+            .as_str()
+            .unwrap_or_else(|| panic!("argocd-cm.yaml has no data.{key}"));
+        assert_eq!(
+            embedded,
+            read(&argocd_dir().join("health.lua")),
+            "argocd-cm.yaml must carry gitops/argocd/health.lua verbatim under {key}"
+        );
+    }
 }
 
 #[test]

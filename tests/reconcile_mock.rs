@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_codebuild::types::StatusType;
+use codebuild_operator::api::CodeBuildBatchRun;
 use codebuild_operator::api::{
     CodeBuildRun, CodeBuildRunPolicy, FIELD_MANAGER, FINALIZER, START_ATTEMPT_ANNOTATION,
 };
 use codebuild_operator::codebuild::{ApiError, ErrorKind};
-use codebuild_operator::controller::{Context, Settings, reconcile};
+use codebuild_operator::controller::{Context, Settings, reconcile, reconcile_batch};
 use codebuild_operator::policy::Policies;
-use codebuild_operator::tracker::Tracker;
+use codebuild_operator::tracker::{BatchTracker, Tracker};
 use http::{Request, Response};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -26,6 +27,7 @@ use kube::runtime::{reflector, watcher};
 use kube::{Client, Resource};
 use serde_json::{Value, json};
 use support::fake::{FakeCodeBuild, build, run_json as run_object};
+use support::fake_batch::batch;
 
 // === the fake apiserver ===
 
@@ -77,7 +79,8 @@ fn fake_apiserver(
                 }
                 (conflict, invalid)
             };
-            let list = method == "GET" && path.ends_with("/codebuildruns");
+            let list = method == "GET"
+                && (path.ends_with("/codebuildruns") || path.ends_with("/codebuildbatchruns"));
             let (code, answer) = if conflict {
                 (409, conflict_status())
             } else if invalid {
@@ -143,6 +146,7 @@ struct Harness {
     ctx: Arc<Context<FakeCodeBuild>>,
     aws: Arc<FakeCodeBuild>,
     tracker: Tracker<FakeCodeBuild>,
+    batches: BatchTracker<FakeCodeBuild>,
 }
 
 fn harness(object: &Value, window: Duration) -> Harness {
@@ -156,6 +160,7 @@ fn harness_with(object: &Value, window: Duration, policies: Option<Policies>) ->
     let client = fake_apiserver(object.clone(), log.clone(), bodies.clone(), faults.clone());
     let aws = Arc::new(FakeCodeBuild::logging_to(log.clone()));
     let tracker = Tracker::new(aws.clone(), "us-east-1");
+    let batches = BatchTracker::new(aws.clone(), "us-east-1");
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -169,7 +174,8 @@ fn harness_with(object: &Value, window: Duration, policies: Option<Policies>) ->
         tracker.cache(),
         recorder,
         Settings::new("us-east-1").with_token_window(window),
-    );
+    )
+    .with_batches(batches.cache());
     if let Some(policies) = policies {
         ctx = ctx.with_policies(policies);
     }
@@ -180,6 +186,7 @@ fn harness_with(object: &Value, window: Duration, policies: Option<Policies>) ->
         ctx: Arc::new(ctx),
         aws,
         tracker,
+        batches,
     }
 }
 
@@ -991,4 +998,310 @@ async fn a_write_the_apiserver_refuses_as_invalid_is_shown_on_the_run() {
         "{stalled}"
     );
     assert_eq!(events(&h).last().unwrap()["type"], "Warning");
+}
+
+// === batch runs: the same lifecycle, StartBuildBatch for StartBuild ===
+
+const BATCH_PATH: &str = "/apis/codebuild.operator.dev/v1alpha1/namespaces/ns/codebuildbatchruns/b";
+
+/// A CodeBuildBatchRun `b` in namespace `ns` (uid `uid-b`, generation 1) for project `p`,
+/// with `operator` settings, as JSON.
+fn batch_object(finalizers: &[&str], operator: Value, status: Value) -> Value {
+    json!({
+        "apiVersion": "codebuild.operator.dev/v1alpha1",
+        "kind": "CodeBuildBatchRun",
+        "metadata": {"name": "b", "namespace": "ns", "uid": "uid-b", "generation": 1,
+                     "resourceVersion": "1", "finalizers": finalizers},
+        "spec": {"projectName": "p", "operator": operator},
+        "status": status,
+    })
+}
+
+async fn reconcile_batch_once(h: &Harness, object: &Value) -> Result<(), String> {
+    let run: CodeBuildBatchRun = serde_json::from_value(object.clone()).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        reconcile_batch(Arc::new(run), h.ctx.clone()),
+    )
+    .await
+    .map_err(|_| "reconcile timed out".to_owned())?
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+/// A batch `p:b1` the fake CodeBuild knows, with `status`, started by object `uid-b`.
+fn known_batch(h: &Harness, status: StatusType, phase: &str) {
+    h.aws
+        .batches
+        .lock()
+        .unwrap()
+        .push(batch("p:b1", status, phase, "uid-b"));
+}
+
+#[tokio::test]
+async fn a_new_batch_run_is_claimed_as_a_run_is_before_start_build_batch() {
+    let object = batch_object(&[], Value::Null, Value::Null);
+    let h = harness(&object, Duration::from_secs(300));
+    reconcile_batch_once(&h, &object).await.unwrap();
+    assert_eq!(
+        log(&h),
+        vec![
+            format!("k8s GET {BATCH_PATH}"),
+            format!("k8s PATCH {BATCH_PATH}/status"),
+            format!("k8s PATCH {BATCH_PATH}"),
+            "aws StartBuildBatch us-east-1 token=codebuild-operator-uid-b".to_owned(),
+            format!("k8s PATCH {BATCH_PATH}/status"),
+            "k8s event".to_owned(),
+        ],
+        "the attempt, the finalizer, StartBuildBatch, the batch id"
+    );
+    let bodies = bodies(&h);
+    let claim = &bodies[0];
+    assert_eq!(claim["metadata"]["resourceVersion"], "1");
+    assert_eq!(claim["kind"], "CodeBuildBatchRun");
+    let attempt = &claim["status"]["startAttempt"];
+    assert_eq!(attempt["idempotencyToken"], "codebuild-operator-uid-b");
+    let reconciling = condition(&claim["status"], "Reconciling");
+    assert_eq!(reconciling["reason"], "Starting");
+    assert_eq!(
+        reconciling["message"],
+        "starting a build batch of project p"
+    );
+    assert_eq!(bodies[1]["metadata"]["finalizers"], json!([FINALIZER]));
+    let started = &bodies[2]["status"];
+    assert_eq!(started["id"], "p:b1");
+    assert_eq!(started["buildBatchStatus"], "IN_PROGRESS");
+    assert_eq!(started["startAttempt"], *attempt);
+    assert_eq!(condition(started, "Succeeded")["reason"], "SUBMITTED");
+    assert_eq!(bodies[3]["reason"], "BuildBatchStarted");
+    assert_eq!(bodies[3]["action"], "StartBuildBatch");
+}
+
+#[tokio::test]
+async fn a_batch_attempt_past_the_window_is_searched_and_adopted_not_restarted() {
+    let status = json!({"startAttempt": attempt("codebuild-operator-uid-b", "2020-01-01T00:00:00Z", "us-east-1")});
+    let object = batch_object(&[FINALIZER], Value::Null, status);
+    let h = harness(&object, Duration::from_secs(300));
+    known_batch(&h, StatusType::InProgress, "IN_PROGRESS");
+    reconcile_batch_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert!(
+        l.contains(&"aws ListBuildBatchesForProject p".to_owned()),
+        "{l:?}"
+    );
+    assert!(
+        l.contains(&"aws BatchGetBuildBatches p:b1".to_owned()),
+        "{l:?}"
+    );
+    assert!(
+        !l.iter().any(|c| c.starts_with("aws StartBuildBatch")),
+        "{l:?}"
+    );
+    assert_eq!(statuses(&h).last().unwrap()["id"], "p:b1");
+    assert_eq!(events(&h).last().unwrap()["reason"], "BuildBatchRecovered");
+}
+
+#[tokio::test]
+async fn a_finished_batch_is_mirrored_and_its_finalizer_released() {
+    let status = json!({"id": "p:b1", "buildBatchStatus": "IN_PROGRESS",
+        "startAttempt": attempt("t", "2020-01-01T00:00:00Z", "us-east-1")});
+    let object = batch_object(&[FINALIZER], Value::Null, status.clone());
+    let h = harness(&object, Duration::from_secs(300));
+    known_batch(&h, StatusType::Failed, "FAILED");
+    // The batch run is watched (the tracker derives its polling set from it).
+    let (store, mut writer) = reflector::store::<CodeBuildBatchRun>();
+    writer.apply_watcher_event(&watcher::Event::Apply(
+        serde_json::from_value(object.clone()).unwrap(),
+    ));
+    h.batches.follow(store);
+    let stats = h.batches.round().await;
+    assert_eq!((stats.builds, stats.calls, stats.changed), (1, 1, 1));
+    reconcile_batch_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert_eq!(l[0], "aws BatchGetBuildBatches p:b1", "the tracker's round");
+    assert!(!l.iter().any(|c| c.contains("StartBuildBatch")), "{l:?}");
+    let mirrored = statuses(&h).last().unwrap().clone();
+    assert_eq!(mirrored["buildBatchStatus"], "FAILED");
+    assert_eq!(condition(&mirrored, "Stalled")["status"], "True");
+    assert_eq!(condition(&mirrored, "Succeeded")["reason"], "FAILED");
+    assert_eq!(events(&h).last().unwrap()["reason"], "BuildBatchFailed");
+    assert_eq!(
+        l.last().unwrap(),
+        &format!("k8s PATCH {BATCH_PATH}"),
+        "the finalizer goes once the batch is final: {l:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_asked_for_is_recorded_then_made_once() {
+    let retry = json!({"retry": {"count": 1, "retryType": "RETRY_FAILED_BUILDS"}});
+    let status = json!({"id": "p:b1", "buildBatchStatus": "FAILED", "complete": true,
+        "startAttempt": attempt("t", "2020-01-01T00:00:00Z", "us-east-1")});
+    let object = batch_object(&[], retry.clone(), status);
+    let h = harness(&object, Duration::from_secs(300));
+    known_batch(&h, StatusType::Failed, "FAILED");
+    reconcile_batch_once(&h, &object).await.unwrap();
+    assert_eq!(
+        log(&h),
+        vec![
+            format!("k8s PATCH {BATCH_PATH}/status"),
+            format!("k8s PATCH {BATCH_PATH}"),
+            "aws RetryBuildBatch p:b1 RETRY_FAILED_BUILDS token=codebuild-operator-uid-b-retry-1"
+                .to_owned(),
+            "k8s event".to_owned(),
+            format!("k8s PATCH {BATCH_PATH}/status"),
+        ],
+        "the retry is recorded (and the finalizer back) before RetryBuildBatch"
+    );
+    let b = bodies(&h);
+    let claim = &b[0];
+    assert_eq!(claim["metadata"]["resourceVersion"], "1");
+    let recorded = &claim["status"]["retryAttempts"][0];
+    assert_eq!(recorded["count"], 1);
+    assert_eq!(
+        recorded["idempotencyToken"],
+        "codebuild-operator-uid-b-retry-1"
+    );
+    assert!(recorded.get("retried").is_none(), "{recorded}");
+    assert_eq!(
+        condition(&claim["status"], "Reconciling")["reason"],
+        "RetryRequested"
+    );
+    assert_eq!(b[1]["metadata"]["finalizers"], json!([FINALIZER]));
+    let after = statuses(&h).last().unwrap().clone();
+    assert_eq!(after["retryAttempts"][0]["retried"], true);
+    assert_eq!(after["buildBatchStatus"], "IN_PROGRESS");
+    assert_eq!(condition(&after, "Succeeded")["status"], "Unknown");
+
+    // The next reconcile (the retried batch failed again) makes no second retry.
+    let mut again = object.clone();
+    again["status"] = after;
+    again["status"]["buildBatchStatus"] = json!("FAILED");
+    again["metadata"]["finalizers"] = json!([FINALIZER]);
+    let h2 = harness(&again, Duration::from_secs(300));
+    known_batch(&h2, StatusType::Failed, "FAILED");
+    reconcile_batch_once(&h2, &again).await.unwrap();
+    assert!(
+        !log(&h2)
+            .iter()
+            .any(|c| c.starts_with("aws RetryBuildBatch")),
+        "{:?}",
+        log(&h2)
+    );
+}
+
+#[tokio::test]
+async fn a_lost_retry_answer_is_resent_with_its_token_inside_the_window() {
+    let retry = json!({"retry": {"count": 1, "retryType": "RETRY_ALL_BUILDS"}});
+    let status = json!({"id": "p:b1", "buildBatchStatus": "FAILED", "complete": true,
+        "startAttempt": attempt("t", "2020-01-01T00:00:00Z", "us-east-1"),
+        "retryAttempts": [{"count": 1, "retryType": "RETRY_ALL_BUILDS",
+            "idempotencyToken": "codebuild-operator-uid-b-retry-1", "time": now()}]});
+    let object = batch_object(&[FINALIZER], retry, status);
+    let h = harness(&object, Duration::from_secs(300));
+    known_batch(&h, StatusType::Failed, "FAILED");
+    reconcile_batch_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert_eq!(
+        l[0], "aws RetryBuildBatch p:b1 RETRY_ALL_BUILDS token=codebuild-operator-uid-b-retry-1",
+        "the same token, no new attempt written first: {l:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_retry_answer_past_the_window_is_checked_before_it_is_made_again() {
+    let retry = json!({"retry": {"count": 1, "retryType": "RETRY_ALL_BUILDS"}});
+    let pending = json!([{"count": 1, "retryType": "RETRY_ALL_BUILDS",
+        "idempotencyToken": "codebuild-operator-uid-b-retry-1", "time": "2020-01-01T00:10:00Z"}]);
+    let status = json!({"id": "p:b1", "buildBatchStatus": "FAILED", "complete": true,
+        "endTime": "2020-01-01T00:05:00Z",
+        "startAttempt": attempt("t", "2020-01-01T00:00:00Z", "us-east-1"),
+        "retryAttempts": pending});
+    let object = batch_object(&[FINALIZER], retry, status);
+    // The batch is running again: the lost retry took effect; it is recorded, not repeated.
+    let h = harness(&object, Duration::from_secs(300));
+    known_batch(&h, StatusType::InProgress, "SUBMITTED");
+    reconcile_batch_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert_eq!(l[0], "aws BatchGetBuildBatches p:b1", "{l:?}");
+    assert!(
+        !l.iter().any(|c| c.starts_with("aws RetryBuildBatch")),
+        "{l:?}"
+    );
+    let settled = statuses(&h).last().unwrap().clone();
+    assert_eq!(settled["retryAttempts"][0]["retried"], true);
+    assert_eq!(settled["buildBatchStatus"], "IN_PROGRESS");
+    // Unchanged since: the retry did not happen; it is recorded anew and made.
+    let h = harness(&object, Duration::from_secs(300));
+    known_batch(&h, StatusType::Failed, "FAILED");
+    reconcile_batch_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert_eq!(l[0], "aws BatchGetBuildBatches p:b1", "{l:?}");
+    assert_eq!(l[1], format!("k8s PATCH {BATCH_PATH}/status"), "{l:?}");
+    assert_eq!(
+        l[2],
+        "aws RetryBuildBatch p:b1 RETRY_ALL_BUILDS token=codebuild-operator-uid-b-retry-1"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_running_batch_run_stops_its_batch_then_releases_the_finalizer() {
+    let status = json!({"id": "p:b1", "buildBatchStatus": "IN_PROGRESS",
+        "startAttempt": attempt("t", "2020-01-01T00:00:00Z", "us-east-1")});
+    let mut object = batch_object(&[FINALIZER], Value::Null, status);
+    object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    let h = harness(&object, Duration::from_secs(300));
+    known_batch(&h, StatusType::InProgress, "IN_PROGRESS");
+    reconcile_batch_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert_eq!(l[0], "aws StopBuildBatch p:b1");
+    assert_eq!(events(&h)[0]["reason"], "BuildBatchStopped");
+    assert_eq!(
+        l.last().unwrap(),
+        &format!("k8s PATCH {BATCH_PATH}"),
+        "{l:?}"
+    );
+    // Asked to leave it running: no StopBuildBatch.
+    let mut leave = object.clone();
+    leave["spec"]["operator"] = json!({"onDelete": "LeaveRunning"});
+    let h = harness(&leave, Duration::from_secs(300));
+    reconcile_batch_once(&h, &leave).await.unwrap();
+    assert_eq!(log(&h), vec![format!("k8s PATCH {BATCH_PATH}")]);
+}
+
+#[tokio::test]
+async fn a_stop_request_stops_a_running_batch_and_keeps_the_object() {
+    let status = json!({"id": "p:b1", "buildBatchStatus": "IN_PROGRESS",
+        "startAttempt": attempt("t", "2020-01-01T00:00:00Z", "us-east-1")});
+    let object = batch_object(&[FINALIZER], json!({"stop": true}), status.clone());
+    let h = harness(&object, Duration::from_secs(300));
+    known_batch(&h, StatusType::InProgress, "IN_PROGRESS");
+    reconcile_batch_once(&h, &object).await.unwrap();
+    let l = log(&h);
+    assert_eq!(l[0], "aws StopBuildBatch p:b1");
+    let reasons: Vec<Value> = events(&h).iter().map(|e| e["reason"].clone()).collect();
+    assert_eq!(
+        reasons,
+        [json!("StopRequested"), json!("BuildBatchStopped")]
+    );
+    let stopped = statuses(&h).last().unwrap().clone();
+    assert_eq!(stopped["buildBatchStatus"], "STOPPED");
+    assert_eq!(condition(&stopped, "Succeeded")["reason"], "STOPPED");
+}
+
+#[tokio::test]
+async fn a_refused_batch_run_is_stalled_and_nothing_is_started() {
+    let object = batch_object(&[], Value::Null, Value::Null);
+    let h = harness_with(&object, Duration::from_secs(300), Some(refusing()));
+    reconcile_batch_once(&h, &object).await.unwrap();
+    assert_eq!(
+        log(&h),
+        vec![
+            format!("k8s GET {BATCH_PATH}"),
+            format!("k8s PATCH {BATCH_PATH}/status"),
+            "k8s event".to_owned(),
+        ],
+        "no AWS call, no claim"
+    );
+    assert_refused(&h);
 }

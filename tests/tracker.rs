@@ -1,7 +1,8 @@
 //! The tracker polls what the watched runs record: every build that is not final, batched
 //! into BatchGetBuilds calls of at most 100 ids per region; it triggers runs only when their
 //! build changes, stops polling finished or unknown builds, and forgets builds whose runs no
-//! longer need them. Triggers are paced by the reconciles reported back.
+//! longer need them. Triggers are paced by the reconciles reported back. Batch runs' batches
+//! the same way, with BatchGetBuildBatches.
 
 mod support;
 
@@ -9,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_codebuild::types::StatusType;
-use codebuild_operator::api::CodeBuildRun;
-use codebuild_operator::tracker::{Observation, Tracker, paced};
+use codebuild_operator::api::{CodeBuildBatchRun, CodeBuildRun};
+use codebuild_operator::tracker::{BatchTracker, Observation, Tracker, paced};
 use futures::StreamExt;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
 use support::fake::{FakeCodeBuild, run_with_build};
+use support::fake_batch::batch;
 
 fn owner(i: usize) -> ObjectRef<CodeBuildRun> {
     ObjectRef::new(&format!("run-{i}")).within("ns")
@@ -247,6 +249,101 @@ async fn a_malformed_id_is_set_aside_without_a_call() {
         Some(Observation::Invalid(_))
     ));
     assert_eq!(tracker.round().await.changed, 0, "set aside once");
+}
+
+// === batches ===
+
+/// Batch run `b-<i>` in `ns` whose status records batch `id` (status `status`), started in
+/// `region`.
+fn batch_run(i: usize, id: &str, status: &str, region: &str) -> CodeBuildBatchRun {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "codebuild.operator.dev/v1alpha1",
+        "kind": "CodeBuildBatchRun",
+        "metadata": {"name": format!("b-{i}"), "namespace": "ns", "uid": format!("uid-b-{i}")},
+        "spec": {"projectName": "p"},
+        "status": {"id": id, "buildBatchStatus": status,
+                   "startAttempt": {"idempotencyToken": "t", "time": "2026-01-01T00:00:00Z",
+                                    "region": region}},
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn batches_are_polled_in_calls_of_at_most_100_and_finished_ones_cost_nothing() {
+    let fake = Arc::new(FakeCodeBuild::default());
+    let tracker = BatchTracker::new(fake.clone(), "us-east-1");
+    let (store, mut writer) = reflector::store::<CodeBuildBatchRun>();
+    tracker.follow(store);
+    let mut triggers = tracker.triggers(None);
+    for i in 0..250 {
+        let id = format!("p:{i}");
+        fake.batches
+            .lock()
+            .unwrap()
+            .push(batch(&id, StatusType::InProgress, "IN_PROGRESS", "u"));
+        let run = batch_run(i, &id, "IN_PROGRESS", "us-east-1");
+        writer.apply_watcher_event(&watcher::Event::Apply(run));
+    }
+    for i in 0..30 {
+        let id = format!("q:{i}");
+        fake.batches
+            .lock()
+            .unwrap()
+            .push(batch(&id, StatusType::InProgress, "IN_PROGRESS", "u"));
+        let run = batch_run(1000 + i, &id, "IN_PROGRESS", "eu-west-1");
+        writer.apply_watcher_event(&watcher::Event::Apply(run));
+    }
+    // A final batch and an id not of the service's form are never sent.
+    let done = batch_run(2000, "p:done", "SUCCEEDED", "us-east-1");
+    writer.apply_watcher_event(&watcher::Event::Apply(done));
+    let odd = batch_run(2001, "not-an-id", "IN_PROGRESS", "us-east-1");
+    writer.apply_watcher_event(&watcher::Event::Apply(odd));
+
+    let stats = tracker.round().await;
+    assert_eq!((stats.builds, stats.calls), (280, 4));
+    let mut calls = fake.batch_batch_calls.lock().unwrap().clone();
+    calls.sort();
+    assert_eq!(
+        calls,
+        vec![
+            ("eu-west-1".into(), 30),
+            ("us-east-1".into(), 50),
+            ("us-east-1".into(), 100),
+            ("us-east-1".into(), 100)
+        ]
+    );
+    assert!(matches!(
+        tracker.cache().get("not-an-id"),
+        Some(Observation::Invalid(_))
+    ));
+    // Every batch changed (its phase), and the odd id was set aside: each run is woken.
+    assert_eq!(stats.changed, 281);
+    let mut woken = 0;
+    while woken < 281 {
+        triggers.next().await.expect("a trigger");
+        woken += 1;
+    }
+    // Nothing changed: no trigger. One batch ends: only its run is woken.
+    assert_eq!(tracker.round().await.changed, 0);
+    fake.set_batch_status("p:7", StatusType::Succeeded, "SUCCEEDED");
+    assert_eq!(tracker.round().await.changed, 1);
+    assert_eq!(
+        triggers.next().await,
+        Some(ObjectRef::new("b-7").within("ns"))
+    );
+    // Once the run records the final batch, it costs nothing.
+    let before = fake.batch_batch_calls.lock().unwrap().len();
+    for i in 0..250 {
+        let run = batch_run(i, &format!("p:{i}"), "FAILED", "us-east-1");
+        writer.apply_watcher_event(&watcher::Event::Apply(run));
+    }
+    let stats = tracker.round().await;
+    assert_eq!(
+        (stats.builds, stats.calls),
+        (30, 1),
+        "only eu-west-1's are live"
+    );
+    assert_eq!(fake.batch_batch_calls.lock().unwrap().len(), before + 1);
 }
 
 #[tokio::test]

@@ -1,9 +1,14 @@
--- Argo CD health check for codebuild.operator.dev/CodeBuildRun (Lua 5.1 / gopher-lua).
+-- Argo CD health check for codebuild.operator.dev/CodeBuildRun and CodeBuildBatchRun
+-- (Lua 5.1 / gopher-lua): both kinds carry the same conditions.
 -- Modelled on Argo CD's Tekton TaskRun check: the Succeeded condition decides.
 --   Succeeded=True                -> Healthy
 --   Succeeded=False (or Stalled)  -> Degraded, with the condition's message
 --   anything else, and deleting   -> Progressing
 local hs = {}
+local thing = "build"
+if obj.kind == "CodeBuildBatchRun" then
+  thing = "build batch"
+end
 
 local function describe(condition, fallback)
   if condition.message ~= nil and condition.message ~= "" then
@@ -17,13 +22,13 @@ end
 
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
   hs.status = "Progressing"
-  hs.message = "Deleting: the operator stops the build (unless spec.operator.onDelete is LeaveRunning)"
+  hs.message = "Deleting: the operator stops the " .. thing .. " (unless spec.operator.onDelete is LeaveRunning)"
   return hs
 end
 
 if obj.status == nil or obj.status.conditions == nil then
   hs.status = "Progressing"
-  hs.message = "Waiting for the operator to start the build"
+  hs.message = "Waiting for the operator to start the " .. thing
   return hs
 end
 
@@ -46,12 +51,12 @@ end
 
 if succeeded ~= nil and succeeded.status == "True" then
   hs.status = "Healthy"
-  hs.message = describe(succeeded, "Build succeeded")
+  hs.message = describe(succeeded, "Succeeded")
   return hs
 end
 if succeeded ~= nil and succeeded.status == "False" then
   hs.status = "Degraded"
-  hs.message = describe(succeeded, "Build failed")
+  hs.message = describe(succeeded, "Failed")
   return hs
 end
 if stalled ~= nil and stalled.status == "True" then
@@ -62,8 +67,8 @@ end
 
 hs.status = "Progressing"
 if succeeded ~= nil then
-  hs.message = describe(succeeded, "Build in progress")
+  hs.message = describe(succeeded, "In progress")
 else
-  hs.message = "Waiting for the operator to start the build"
+  hs.message = "Waiting for the operator to start the " .. thing
 end
 return hs

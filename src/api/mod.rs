@@ -1,4 +1,4 @@
-//! The `CodeBuildRun` API (`codebuild.operator.dev/v1alpha1`).
+//! The `CodeBuildRun` and `CodeBuildBatchRun` APIs (`codebuild.operator.dev/v1alpha1`).
 //!
 //! The spec IS an AWS CodeBuild `StartBuild` request: the same member names, the same nesting,
 //! every member of the current service model. A StartBuild JSON pasted under `spec:` means
@@ -8,6 +8,7 @@
 //! This module holds types and schema only; it does no I/O.
 
 mod artifacts;
+mod batch;
 mod build_state;
 mod cache_logs;
 mod environment;
@@ -17,9 +18,11 @@ mod policy;
 mod schema;
 mod source;
 mod spec;
+mod started;
 mod status;
 
 pub use artifacts::*;
+pub use batch::*;
 pub use build_state::FINAL_BUILD_STATUSES;
 #[cfg(test)]
 pub(crate) use build_state::sample_build;
@@ -30,6 +33,7 @@ pub use options::*;
 pub use policy::*;
 pub use source::*;
 pub use spec::*;
+pub use started::{RunStatus, Started};
 pub use status::*;
 
 /// The API group of every kind this operator serves.

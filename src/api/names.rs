@@ -127,6 +127,26 @@ pub mod reason {
     pub const CANCELLED: &str = "Cancelled";
     /// The build was stopped: the run was deleted, or `spec.operator.stop` asked for it.
     pub const BUILD_STOPPED: &str = "BuildStopped";
+
+    // --- batch builds (CodeBuildBatchRun) ---
+    /// StartBuildBatch returned the object's batch.
+    pub const BUILD_BATCH_STARTED: &str = "BuildBatchStarted";
+    /// The batch of a lost StartBuildBatch answer was found.
+    pub const BUILD_BATCH_RECOVERED: &str = "BuildBatchRecovered";
+    /// The batch succeeded.
+    pub const BUILD_BATCH_SUCCEEDED: &str = "BuildBatchSucceeded";
+    /// The batch ended FAILED, FAULT, TIMED_OUT, or STOPPED without a stop request.
+    pub const BUILD_BATCH_FAILED: &str = "BuildBatchFailed";
+    /// The batch was stopped: the object was deleted, or `spec.operator.stop` asked for it.
+    pub const BUILD_BATCH_STOPPED: &str = "BuildBatchStopped";
+    /// RetryBuildBatch was called (`spec.operator.retry`).
+    pub const RETRY_REQUESTED: &str = "RetryRequested";
+    /// CodeBuild refused a retry (`spec.operator.retry`); it is not made again.
+    pub const RETRY_REFUSED: &str = "RetryRefused";
+    /// CodeBuild does not know the recorded batch.
+    pub const BUILD_BATCH_NOT_FOUND: &str = "BuildBatchNotFound";
+    /// The recorded batch id is not one CodeBuild can look up.
+    pub const INVALID_BUILD_BATCH_ID: &str = "InvalidBuildBatchId";
 }
 
 /// Why `status.logTail` holds no lines (besides the AWS error categories of [`reason`]:
@@ -151,6 +171,14 @@ pub mod action {
     pub const STOP_BUILD: &str = "StopBuild";
     /// What the tracker's BatchGetBuilds reported.
     pub const BATCH_GET_BUILDS: &str = "BatchGetBuilds";
+    /// StartBuildBatch, and the decisions made before it.
+    pub const START_BUILD_BATCH: &str = "StartBuildBatch";
+    /// StopBuildBatch.
+    pub const STOP_BUILD_BATCH: &str = "StopBuildBatch";
+    /// RetryBuildBatch.
+    pub const RETRY_BUILD_BATCH: &str = "RetryBuildBatch";
+    /// What the tracker's BatchGetBuildBatches reported.
+    pub const BATCH_GET_BUILD_BATCHES: &str = "BatchGetBuildBatches";
     /// Any other step of a reconcile.
     pub const RECONCILE: &str = "Reconcile";
 }

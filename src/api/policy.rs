@@ -13,7 +13,8 @@ use super::{ComputeType, EnvironmentType, EnvironmentVariableType};
 /// Grants the namespaces it selects the right to start the CodeBuild projects it names, in
 /// the Regions it names, with the StartBuild overrides it allows. Enforced by the operator
 /// when it runs with `--enforce-policies` (chart value `policy.enforce`): a CodeBuildRun
-/// that no policy allows is refused with reason PolicyDenied and nothing is started.
+/// (or CodeBuildBatchRun) that no policy allows is refused with reason PolicyDenied and
+/// nothing is started.
 // Each printcolumn(...) repeats `type_`: clippy reads that as a duplicated attribute.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -62,8 +63,9 @@ pub struct CodeBuildRunPolicySpec {
     #[schemars(length(min = 1, max = 64), inner(length(min = 1, max = 64)))]
     pub regions: Option<Vec<String>>,
 
-    /// Which StartBuild members (everything in a CodeBuildRun's spec except `projectName`,
-    /// `idempotencyToken` and `operator`) the runs may set (`allowed`, `denied`), and which
+    /// Which StartBuild and StartBuildBatch members (everything in a CodeBuildRun's or a
+    /// CodeBuildBatchRun's spec except `projectName`, `idempotencyToken` and `operator`) the
+    /// runs and batch runs may set (`allowed`, `denied`), and which
     /// values the members that name a resource, a secret or a cost may take (the value
     /// rules, every other field). A value rule only narrows a member `allowed` lets runs
     /// set; an allowed member without a value rule may take any value, and the policy's
@@ -90,8 +92,9 @@ pub struct CodeBuildRunPolicySpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OverrideRules {
-    /// The members the runs may set, by their StartBuild names (`sourceVersion`,
-    /// `environmentVariablesOverride`, ...), or `*` for all of them. Unset: none.
+    /// The members the runs may set, by their StartBuild or StartBuildBatch names
+    /// (`sourceVersion`, `environmentVariablesOverride`, `buildBatchConfigOverride`, ...), or
+    /// `*` for all of them. Unset: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = override_member_names)]
     pub allowed: Option<Vec<String>>,
@@ -101,7 +104,8 @@ pub struct OverrideRules {
     #[schemars(transform = override_member_names)]
     pub denied: Option<Vec<String>>,
 
-    /// The values `serviceRoleOverride` may take (globs), e.g.
+    /// The values `serviceRoleOverride` (and a batch run's
+    /// `buildBatchConfigOverride.serviceRole`) may take (globs), e.g.
     /// `arn:aws:iam::111111111111:role/team-a-ci-*`. Unset: any value, when the member is
     /// allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,15 +224,18 @@ pub struct OverrideRules {
     #[schemars(length(max = 64), inner(length(min = 1, max = 512)))]
     pub encryption_keys: Option<Vec<String>>,
 
-    /// The reserved-capacity fleets `fleetOverride.fleetArn` may name (globs), e.g.
+    /// The reserved-capacity fleets `fleetOverride.fleetArn` (and each of a batch run's
+    /// `buildBatchConfigOverride.restrictions.fleetsAllowed`) may name (globs), e.g.
     /// `arn:aws:codebuild:us-east-1:111111111111:fleet/team-a-*`. Unset: any fleet, when the
     /// member is allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64), inner(length(min = 1, max = 512)))]
     pub fleets: Option<Vec<String>>,
 
-    /// The machine sizes `computeTypeOverride` may choose, e.g. `[BUILD_GENERAL1_SMALL,
-    /// BUILD_GENERAL1_MEDIUM]`. Unset: any, when the member is allowed.
+    /// The machine sizes `computeTypeOverride` may choose (and a batch run's
+    /// `buildBatchConfigOverride.restrictions.computeTypesAllowed` may list), e.g.
+    /// `[BUILD_GENERAL1_SMALL, BUILD_GENERAL1_MEDIUM]`. Unset: any, when the member is
+    /// allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16))]
     pub compute_types: Option<Vec<ComputeType>>,
@@ -239,8 +246,10 @@ pub struct OverrideRules {
     #[schemars(length(max = 16))]
     pub environment_types: Option<Vec<EnvironmentType>>,
 
-    /// The longest build `timeoutInMinutesOverride` may ask for, in minutes, e.g. `60`.
-    /// Unset: up to CodeBuild's 2160, when the member is allowed.
+    /// The longest build `timeoutInMinutesOverride` may ask for, in minutes, e.g. `60`;
+    /// for a batch run, its `buildTimeoutInMinutesOverride` (each build) and
+    /// `buildBatchConfigOverride.timeoutInMins` (the whole batch). Unset: up to CodeBuild's
+    /// 2160 for a build, when the member is allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 5, max = 2160))]
     pub max_timeout_in_minutes: Option<i32>,
@@ -297,17 +306,22 @@ pub const ALL_MEMBERS: &str = "*";
 /// and the operator's own settings.
 pub const NOT_OVERRIDES: &[&str] = &["projectName", "idempotencyToken", "operator"];
 
-/// The StartBuild members a policy can allow or deny, read from the CodeBuildRun schema
-/// itself (so a member added to the spec is covered), sorted.
+/// The StartBuild and StartBuildBatch members a policy can allow or deny, read from the
+/// CodeBuildRun and CodeBuildBatchRun schemas themselves (so a member added to a spec is
+/// covered), sorted, each once.
 pub fn override_members() -> Vec<String> {
-    let schema = schemars::schema_for!(super::CodeBuildRunSpec);
-    let mut members: Vec<String> = schema
-        .get("properties")
-        .and_then(|p| p.as_object())
-        .map(|p| p.keys().cloned().collect())
-        .unwrap_or_default();
+    let schemas = [
+        schemars::schema_for!(super::CodeBuildRunSpec),
+        schemars::schema_for!(super::CodeBuildBatchRunSpec),
+    ];
+    let mut members: Vec<String> = schemas
+        .iter()
+        .filter_map(|schema| schema.get("properties").and_then(|p| p.as_object()))
+        .flat_map(|p| p.keys().cloned())
+        .collect();
     members.retain(|m| !NOT_OVERRIDES.contains(&m.as_str()));
     members.sort();
+    members.dedup();
     members
 }
 

@@ -6,9 +6,38 @@ use serde_json::{Map, Value, json};
 /// The part of `spec` that is not sent to CodeBuild.
 pub(crate) const OPERATOR_FIELD: &str = "operator";
 
-/// How the refusal to add or remove a StartBuild member ends, after naming the member.
-const ONE_BUILD: &str =
-    "a CodeBuildRun is one build; create a new CodeBuildRun to start another build";
+/// The words a kind's immutability rules use: its name, what one object starts, and the
+/// request its spec is.
+pub(crate) struct Words {
+    /// The kind, e.g. `CodeBuildRun`.
+    pub kind: &'static str,
+    /// What one object starts, e.g. `build`.
+    pub thing: &'static str,
+    /// The CodeBuild request the spec is, e.g. `StartBuild`.
+    pub request: &'static str,
+}
+
+/// The words of `CodeBuildRun`.
+pub(crate) const RUN: Words = Words {
+    kind: "CodeBuildRun",
+    thing: "build",
+    request: "StartBuild",
+};
+
+/// The words of `CodeBuildBatchRun`.
+pub(crate) const BATCH_RUN: Words = Words {
+    kind: "CodeBuildBatchRun",
+    thing: "build batch",
+    request: "StartBuildBatch",
+};
+
+impl Words {
+    /// How the refusal to add or remove a member ends, after naming the member.
+    fn one(&self) -> String {
+        let Words { kind, thing, .. } = self;
+        format!("a {kind} is one {thing}; create a new {kind} to start another {thing}")
+    }
+}
 
 /// Makes every StartBuild member of the spec immutable, and `spec.operator.region` too.
 ///
@@ -29,6 +58,11 @@ const ONE_BUILD: &str =
 /// about 4 times as expensive for a two-member spec. The member list is read from the schema
 /// itself, so a member added to the Rust type is covered without touching this function.
 pub(crate) fn immutable_start_build(schema: &mut Schema) {
+    immutable_request(schema, &RUN);
+}
+
+/// [`immutable_start_build`] for a kind with other `words`.
+pub(crate) fn immutable_request(schema: &mut Schema, words: &Words) {
     let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
         return;
     };
@@ -41,19 +75,20 @@ pub(crate) fn immutable_start_build(schema: &mut Schema) {
             if let Some(region) = member.pointer_mut("/properties/region") {
                 push_rule(
                     region,
-                    immutable_rule("spec.operator.region", "to build in another region"),
+                    immutable_rule(words, "spec.operator.region", "to build in another region"),
                 );
             }
             continue;
         }
+        let another = format!("to start another {}", words.thing);
         push_rule(
             member,
-            immutable_rule(&format!("spec.{name}"), "to start another build"),
+            immutable_rule(words, &format!("spec.{name}"), &another),
         );
         names.push(name.clone());
     }
     let rules = vec![
-        presence_rule(&names),
+        presence_rule(words, &names),
         json!({
             "rule": "!oldSelf.?operator.?stop.orValue(false) || self.?operator.?stop.orValue(false)",
             "message": "spec.operator.stop cannot be set back to false once a stop was requested",
@@ -66,7 +101,8 @@ pub(crate) fn immutable_start_build(schema: &mut Schema) {
 
 /// The spec-level rule: `members` (and `operator.region`) are set after the change exactly
 /// when they were set before it.
-fn presence_rule(members: &[String]) -> Value {
+fn presence_rule(words: &Words, members: &[String]) -> Value {
+    let (kind, request, one) = (words.kind, words.request, words.one());
     let region = |x: &str| format!("{x}.?{OPERATOR_FIELD}.?region.hasValue()");
     let same: Vec<String> = members
         .iter()
@@ -74,7 +110,7 @@ fn presence_rule(members: &[String]) -> Value {
         .chain([format!("{} == {}", region("self"), region("oldSelf"))])
         .collect();
     // The first member whose presence differs (the rule failed, so one does).
-    let mut first = "'a StartBuild member of spec'".to_owned();
+    let mut first = format!("'a {request} member of spec'");
     for m in members.iter().rev() {
         first = format!("has(self.{m}) != has(oldSelf.{m}) ? 'spec.{m}' : {first}");
     }
@@ -82,24 +118,25 @@ fn presence_rule(members: &[String]) -> Value {
         "rule": format!("self == oldSelf || ({})", same.join(" && ")),
         "messageExpression": format!(
             "{} != {} ? 'spec.operator.region cannot be added or removed after creation: create \
-             a new CodeBuildRun to build in another region' : ({first}) + ' cannot be added or \
-             removed after creation: {ONE_BUILD}'",
+             a new {kind} to build in another region' : ({first}) + ' cannot be added or \
+             removed after creation: {one}'",
             region("self"),
             region("oldSelf"),
         ),
         "message": format!(
-            "a StartBuild member of spec cannot be added or removed after creation: {ONE_BUILD}"
+            "a {request} member of spec cannot be added or removed after creation: {one}"
         ),
         "reason": "FieldValueForbidden",
     })
 }
 
-fn immutable_rule(path: &str, what_for: &str) -> Value {
+fn immutable_rule(words: &Words, path: &str, what_for: &str) -> Value {
+    let Words { kind, thing, .. } = words;
     json!({
         "rule": "self == oldSelf",
         "message": format!(
-            "{path} cannot change after creation: a CodeBuildRun is one build; create a new \
-             CodeBuildRun {what_for}"
+            "{path} cannot change after creation: a {kind} is one {thing}; create a new \
+             {kind} {what_for}"
         ),
         "reason": "FieldValueForbidden",
     })

@@ -36,6 +36,8 @@ use super::{
 };
 use crate::metrics::Metrics;
 
+mod batch;
+
 /// How long one attempt of a call may take before it counts as a network failure.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a call may take including the SDK's own retries, by default.
@@ -170,6 +172,14 @@ impl AwsBuildApi {
             .entry(target.clone())
             .or_insert_with(|| Arc::new(Mutex::new(StartRate::new(Instant::now()))))
             .clone()
+    }
+
+    /// A start (StartBuild or StartBuildBatch) to `target` went through: its rate may rise.
+    pub(super) fn start_went_through(&self, target: &Target) {
+        self.start_rate(target)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .succeeded(Instant::now());
     }
 
     fn make_clients(&self, target: &Target) -> Clients {
@@ -324,10 +334,7 @@ impl BuildApi for AwsBuildApi {
                 .map_err(|e| ApiError::from_sdk(&e))
         };
         let out = self.observe("StartBuild", target, call).await?;
-        self.start_rate(target)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .succeeded(Instant::now());
+        self.start_went_through(target);
         out.build_value
             .ok_or_else(|| ApiError::new(ErrorKind::Other, None, "StartBuild returned no build"))
     }
@@ -479,12 +486,13 @@ impl Intercept for ThrottleCounter {
                 .or_else(|| error_code::<StopBuildError>(e))
                 .or_else(|| error_code::<ListBuildsForProjectError>(e))
                 .or_else(|| error_code::<BatchGetReportsError>(e))
+                .or_else(|| batch_error_code(e))
         });
         if classify_service(code.as_deref(), None, status).kind == ErrorKind::Throttled {
             let operation = cfg.load::<Metadata>().map(|m| m.name()).unwrap_or_default();
             self.metrics
                 .aws_throttled(operation_label(operation), &self.region);
-            if operation == "StartBuild" {
+            if operation == "StartBuild" || operation == "StartBuildBatch" {
                 self.start_rate
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -506,6 +514,21 @@ where
         .map(str::to_owned)
 }
 
+/// The service's error code, when `error` is an error of a batch build operation.
+fn batch_error_code(error: &OperationError) -> Option<String> {
+    use aws_sdk_codebuild::operation::{
+        batch_get_build_batches::BatchGetBuildBatchesError,
+        list_build_batches_for_project::ListBuildBatchesForProjectError,
+        retry_build_batch::RetryBuildBatchError, start_build_batch::StartBuildBatchError,
+        stop_build_batch::StopBuildBatchError,
+    };
+    error_code::<StartBuildBatchError>(error)
+        .or_else(|| error_code::<BatchGetBuildBatchesError>(error))
+        .or_else(|| error_code::<StopBuildBatchError>(error))
+        .or_else(|| error_code::<RetryBuildBatchError>(error))
+        .or_else(|| error_code::<ListBuildBatchesForProjectError>(error))
+}
+
 /// The operation as a label value: one of the CodeBuild operations the operator calls.
 fn operation_label(name: &str) -> &'static str {
     [
@@ -514,6 +537,11 @@ fn operation_label(name: &str) -> &'static str {
         "StopBuild",
         "ListBuildsForProject",
         "BatchGetReports",
+        "StartBuildBatch",
+        "BatchGetBuildBatches",
+        "StopBuildBatch",
+        "RetryBuildBatch",
+        "ListBuildBatchesForProject",
     ]
     .into_iter()
     .find(|op| *op == name)

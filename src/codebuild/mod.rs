@@ -7,6 +7,7 @@
 //! failure into a fixed category.
 
 mod aws_impl;
+mod batch;
 mod error;
 mod start_rate;
 mod target;
@@ -17,6 +18,7 @@ use aws_sdk_codebuild::operation::start_build::StartBuildInput;
 use aws_sdk_codebuild::types::{Build, Report};
 
 pub use aws_impl::{AwsBuildApi, AwsSettings};
+pub use batch::{BATCH_GET_BUILD_BATCHES_MAX_IDS, BatchApi, BatchesFound, CodeBuild};
 pub use error::{ApiError, ErrorKind};
 pub use start_rate::StartRate;
 pub use target::{AssumedRole, Target};

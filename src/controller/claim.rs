@@ -1,7 +1,8 @@
 //! The claim: what the operator writes before StartBuild, and how it lets go (pure: these
 //! functions build patches and read objects; the reconcile sends them).
 //!
-//! A run is claimed in two writes, in this order:
+//! A run (of either kind: a CodeBuildBatchRun is claimed the same way before
+//! StartBuildBatch) is claimed in two writes, in this order:
 //! 1. its status: the start attempt (token, time, Region, policy and role) and the
 //!    `Starting` conditions, carrying the `resourceVersion` the decision was made on (a
 //!    conflict means someone else moved first). Status is the operator's alone (tenants get
@@ -14,22 +15,23 @@
 //! that tests its index first.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::api::{CodeBuildRun, FIELD_MANAGER, FINALIZER, START_ATTEMPT_ANNOTATION};
 
-/// Whether the run carries the operator's finalizer.
-pub fn has_finalizer(run: &CodeBuildRun) -> bool {
+/// Whether the run (of either kind) carries the operator's finalizer.
+pub fn has_finalizer<K: Resource>(run: &Arc<K>) -> bool {
     run.finalizers().iter().any(|f| f == FINALIZER)
 }
 
 /// The merge patch that adds the finalizer, carrying the `resourceVersion` it was decided
 /// on (a conflict if the object changed). None when the run has it.
-pub fn finalizer_patch(run: &CodeBuildRun) -> Option<Value> {
-    if has_finalizer(run) {
+pub fn finalizer_patch<K: Resource>(run: &K) -> Option<Value> {
+    if run.finalizers().iter().any(|f| f == FINALIZER) {
         return None;
     }
     let mut finalizers = run.finalizers().to_vec();
@@ -42,7 +44,7 @@ pub fn finalizer_patch(run: &CodeBuildRun) -> Option<Value> {
 /// The JSON patch that removes the operator's finalizer, testing first that it is still at
 /// the index it was read at (so a concurrent change to the list fails instead of removing
 /// another controller's finalizer). None when the run does not carry it.
-pub fn release_patch(run: &CodeBuildRun) -> Option<Value> {
+pub fn release_patch<K: Resource>(run: &K) -> Option<Value> {
     let index = run.finalizers().iter().position(|f| f == FINALIZER)?;
     let path = format!("/metadata/finalizers/{index}");
     Some(json!([

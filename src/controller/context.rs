@@ -4,19 +4,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use kube::Client;
+use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Client, Resource};
 use rand::Rng;
 
 use super::Settings;
 use super::released::Released;
-use crate::api::{CodeBuildRun, LogTail};
-use crate::codebuild::{BuildApi, ErrorKind};
+use crate::api::LogTail;
+use crate::codebuild::ErrorKind;
 use crate::metrics::Metrics;
 use crate::output::ReportCache;
 use crate::policy::Policies;
-use crate::tracker::{BuildCache, Capacity};
+use crate::tracker::{BatchCache, BuildCache, Capacity};
 
 /// Shared state of the controller.
 pub struct Context<B> {
@@ -26,6 +27,8 @@ pub struct Context<B> {
     pub codebuild: Arc<B>,
     /// The tracker's latest observation of every tracked build.
     pub builds: BuildCache,
+    /// The tracker's latest observation of every tracked batch.
+    pub batches: BatchCache,
     /// Publishes Events.
     pub recorder: Recorder,
     /// Settings.
@@ -40,7 +43,8 @@ pub struct Context<B> {
     pub reports: ReportCache,
     /// Finalizers removed from versions of runs the watch cache may still show.
     pub released: Released,
-    failures: Mutex<HashMap<ObjectRef<CodeBuildRun>, u32>>,
+    /// Failures in a row, per object (of either kind).
+    failures: Mutex<HashMap<ObjectRef<DynamicObject>, u32>>,
     /// Failure tails read but not written yet (a failed write must not read them again).
     tails: Mutex<HashMap<String, LogTail>>,
 }
@@ -49,7 +53,7 @@ pub struct Context<B> {
 /// runs at once, and the oldest knowledge is dropped rather than memory.
 const PENDING_TAILS_MAX: usize = 1000;
 
-impl<B: BuildApi> Context<B> {
+impl<B> Context<B> {
     /// A context.
     pub fn new(
         kube: Client,
@@ -62,6 +66,7 @@ impl<B: BuildApi> Context<B> {
             kube,
             codebuild,
             builds,
+            batches: BatchCache::default(),
             recorder,
             settings,
             metrics: Arc::default(),
@@ -111,6 +116,12 @@ impl<B: BuildApi> Context<B> {
         self
     }
 
+    /// Reads the observations of batches from `batches` (the batch tracker's).
+    pub fn with_batches(mut self, batches: BatchCache) -> Self {
+        self.batches = batches;
+        self
+    }
+
     /// Counts into `metrics` (a fresh, unexported set by default).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
@@ -118,9 +129,9 @@ impl<B: BuildApi> Context<B> {
     }
 
     /// Counts one more failure of `obj` in a row; returns how many there were.
-    pub fn failed(&self, obj: &ObjectRef<CodeBuildRun>) -> u32 {
+    pub fn failed<K: Resource<DynamicType = ()>>(&self, obj: &ObjectRef<K>) -> u32 {
         let mut failures = self.failures();
-        let n = failures.entry(obj.clone()).or_insert(0);
+        let n = failures.entry(obj.clone().erase()).or_insert(0);
         *n = n.saturating_add(1);
         *n
     }
@@ -128,8 +139,13 @@ impl<B: BuildApi> Context<B> {
     /// The delay before retrying `obj` after its failures in a row: exponential with
     /// jitter, slow and capped for errors that may heal (a missing project, a denial, an
     /// account limit).
-    pub fn backoff(&self, obj: &ObjectRef<CodeBuildRun>, kind: Option<ErrorKind>) -> Duration {
-        let n = self.failures().get(obj).copied().unwrap_or(1).max(1);
+    pub fn backoff<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &ObjectRef<K>,
+        kind: Option<ErrorKind>,
+    ) -> Duration {
+        let key = obj.clone().erase();
+        let n = self.failures().get(&key).copied().unwrap_or(1).max(1);
         let (base, cap) = match kind {
             Some(ErrorKind::ProjectNotFound | ErrorKind::AccessDenied) => {
                 (Duration::from_secs(5), Duration::from_secs(300))
@@ -145,11 +161,11 @@ impl<B: BuildApi> Context<B> {
     }
 
     /// Forgets the failures of `obj` after a reconcile that went through.
-    pub fn succeeded(&self, obj: &ObjectRef<CodeBuildRun>) {
-        self.failures().remove(obj);
+    pub fn succeeded<K: Resource<DynamicType = ()>>(&self, obj: &ObjectRef<K>) {
+        self.failures().remove(&obj.clone().erase());
     }
 
-    fn failures(&self) -> MutexGuard<'_, HashMap<ObjectRef<CodeBuildRun>, u32>> {
+    fn failures(&self) -> MutexGuard<'_, HashMap<ObjectRef<DynamicObject>, u32>> {
         self.failures.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -37,6 +37,19 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// CodeBuild does not know the batch recorded in status.
+    #[error(
+        "CodeBuild does not know build batch {0} (BatchGetBuildBatches listed it in buildBatchesNotFound); it is no longer tracked"
+    )]
+    BatchNotFound(String),
+    /// The batch id recorded in status is not one CodeBuild can look up.
+    #[error("status.id {id:?} cannot be looked up in CodeBuild: {why}; it is no longer tracked")]
+    InvalidBatchId {
+        /// The id.
+        id: String,
+        /// Why.
+        why: String,
+    },
     /// CodeBuild refused the run's idempotency token: it was first used with other
     /// parameters (another run with the same token, or a build started elsewhere).
     #[error("{aws}: idempotencyToken {token:?} {}", used_by(others))]
@@ -82,6 +95,8 @@ impl Error {
             Error::PolicyDenied(_) => reason::POLICY_DENIED,
             Error::BuildNotFound(_) => reason::BUILD_NOT_FOUND,
             Error::InvalidBuildId { .. } => reason::INVALID_BUILD_ID,
+            Error::BatchNotFound(_) => reason::BUILD_BATCH_NOT_FOUND,
+            Error::InvalidBatchId { .. } => reason::INVALID_BUILD_BATCH_ID,
             Error::TokenInUse { .. } => reason::TOKEN_IN_USE,
             Error::MissingField(_) => reason::INVALID_OBJECT,
             Error::SearchIncomplete(_) => reason::BUILD_SEARCH_INCOMPLETE,
@@ -98,6 +113,8 @@ impl Error {
             | Error::PolicyDenied(_)
             | Error::BuildNotFound(_)
             | Error::InvalidBuildId { .. }
+            | Error::BatchNotFound(_)
+            | Error::InvalidBatchId { .. }
             | Error::TokenInUse { .. }
             | Error::MissingField(_) => true,
             Error::Kube(_) | Error::SearchIncomplete(_) => false,

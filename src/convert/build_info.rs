@@ -82,23 +82,27 @@ fn phase(p: &aws::BuildPhase) -> BuildPhase {
         start_time: p.start_time.as_ref().and_then(from_aws_time),
         end_time: p.end_time.as_ref().and_then(from_aws_time),
         duration_in_seconds: p.duration_in_seconds,
-        contexts: p
-            .contexts
-            .as_ref()
-            .map(|c| {
-                c.iter()
-                    .map(|c| PhaseContext {
-                        status_code: text(&c.status_code),
-                        message: text(&c.message),
-                    })
-                    .filter(|c| c != &PhaseContext::default())
-                    .collect::<Vec<_>>()
-            })
-            .filter(|c| !c.is_empty()),
+        contexts: contexts(&p.contexts),
     }
 }
 
-fn artifacts(a: &aws::BuildArtifacts) -> BuildArtifacts {
+/// A phase's contexts, without the empty ones CodeBuild sends for phases that succeeded.
+pub(super) fn contexts(contexts: &Option<Vec<aws::PhaseContext>>) -> Option<Vec<PhaseContext>> {
+    contexts
+        .as_ref()
+        .map(|c| {
+            c.iter()
+                .map(|c| PhaseContext {
+                    status_code: text(&c.status_code),
+                    message: text(&c.message),
+                })
+                .filter(|c| c != &PhaseContext::default())
+                .collect::<Vec<_>>()
+        })
+        .filter(|c| !c.is_empty())
+}
+
+pub(super) fn artifacts(a: &aws::BuildArtifacts) -> BuildArtifacts {
     BuildArtifacts {
         location: text(&a.location),
         sha256sum: text(&a.sha256_sum),
@@ -133,11 +137,11 @@ fn logs(l: &aws::LogsLocation) -> LogsLocation {
 }
 
 /// A list CodeBuild sent, or None when it is empty (`"secondaryArtifacts": []`).
-fn non_empty<T>(list: Vec<T>) -> Option<Vec<T>> {
+pub(super) fn non_empty<T>(list: Vec<T>) -> Option<Vec<T>> {
     (!list.is_empty()).then_some(list)
 }
 
 /// A string CodeBuild sent, or None when it is absent or empty.
-fn text(s: &Option<String>) -> Option<String> {
+pub(super) fn text(s: &Option<String>) -> Option<String> {
     s.as_ref().filter(|s| !s.is_empty()).cloned()
 }

@@ -65,20 +65,6 @@ pub fn start_build_input(
         operator: _, // operator settings are never sent to CodeBuild
     } = spec;
 
-    let mut env: Vec<aws::EnvironmentVariable> = Vec::new();
-    for var in environment_variables_override.iter().flatten() {
-        if var.name != api::MARKER_ENV_VAR {
-            env.push(environment_variable(var)?);
-        }
-    }
-    env.push(
-        aws::EnvironmentVariable::builder()
-            .name(api::MARKER_ENV_VAR)
-            .value(run_uid)
-            .r#type(aws::EnvironmentVariableType::Plaintext)
-            .build()?,
-    );
-
     let input = StartBuildInput::builder()
         .project_name(project_name)
         .set_secondary_sources_override(map_list(secondary_sources_override, project_source)?)
@@ -89,7 +75,10 @@ pub fn start_build_input(
         .set_source_version(source_version.clone())
         .set_artifacts_override(artifacts_override.as_ref().map(artifacts).transpose()?)
         .set_secondary_artifacts_override(map_list(secondary_artifacts_override, artifacts)?)
-        .set_environment_variables_override(Some(env))
+        .set_environment_variables_override(Some(with_marker(
+            environment_variables_override,
+            run_uid,
+        )?))
         .set_source_type_override(source_type_override.map(|t| t.as_str().into()))
         .set_source_location_override(source_location_override.clone())
         .set_source_auth_override(source_auth_override.as_ref().map(source_auth).transpose()?)
@@ -141,7 +130,28 @@ pub fn start_build_input(
     Ok(input)
 }
 
-fn map_list<T, U>(
+/// The user's variables (any of the marker's name dropped), then the marker with `run_uid`.
+pub(super) fn with_marker(
+    variables: &Option<Vec<EnvironmentVariable>>,
+    run_uid: &str,
+) -> Result<Vec<aws::EnvironmentVariable>, BuildError> {
+    let mut env: Vec<aws::EnvironmentVariable> = Vec::new();
+    for var in variables.iter().flatten() {
+        if var.name != api::MARKER_ENV_VAR {
+            env.push(environment_variable(var)?);
+        }
+    }
+    env.push(
+        aws::EnvironmentVariable::builder()
+            .name(api::MARKER_ENV_VAR)
+            .value(run_uid)
+            .r#type(aws::EnvironmentVariableType::Plaintext)
+            .build()?,
+    );
+    Ok(env)
+}
+
+pub(super) fn map_list<T, U>(
     list: &Option<Vec<T>>,
     f: impl Fn(&T) -> Result<U, BuildError>,
 ) -> Result<Option<Vec<U>>, BuildError> {
@@ -150,7 +160,9 @@ fn map_list<T, U>(
         .transpose()
 }
 
-fn environment_variable(v: &EnvironmentVariable) -> Result<aws::EnvironmentVariable, BuildError> {
+pub(super) fn environment_variable(
+    v: &EnvironmentVariable,
+) -> Result<aws::EnvironmentVariable, BuildError> {
     aws::EnvironmentVariable::builder()
         .name(&v.name)
         .value(&v.value)
@@ -158,7 +170,7 @@ fn environment_variable(v: &EnvironmentVariable) -> Result<aws::EnvironmentVaria
         .build()
 }
 
-fn project_source(s: &ProjectSource) -> Result<aws::ProjectSource, BuildError> {
+pub(super) fn project_source(s: &ProjectSource) -> Result<aws::ProjectSource, BuildError> {
     let ProjectSource {
         type_,
         location,
@@ -190,14 +202,16 @@ fn project_source(s: &ProjectSource) -> Result<aws::ProjectSource, BuildError> {
         .build()
 }
 
-fn source_version_of(v: &ProjectSourceVersion) -> Result<aws::ProjectSourceVersion, BuildError> {
+pub(super) fn source_version_of(
+    v: &ProjectSourceVersion,
+) -> Result<aws::ProjectSourceVersion, BuildError> {
     aws::ProjectSourceVersion::builder()
         .source_identifier(&v.source_identifier)
         .source_version(&v.source_version)
         .build()
 }
 
-fn artifacts(a: &ProjectArtifacts) -> Result<aws::ProjectArtifacts, BuildError> {
+pub(super) fn artifacts(a: &ProjectArtifacts) -> Result<aws::ProjectArtifacts, BuildError> {
     let ProjectArtifacts {
         type_,
         location,
@@ -224,14 +238,16 @@ fn artifacts(a: &ProjectArtifacts) -> Result<aws::ProjectArtifacts, BuildError> 
         .build()
 }
 
-fn source_auth(a: &api::SourceAuth) -> Result<aws::SourceAuth, BuildError> {
+pub(super) fn source_auth(a: &api::SourceAuth) -> Result<aws::SourceAuth, BuildError> {
     aws::SourceAuth::builder()
         .r#type(a.type_.as_str().into())
         .set_resource(a.resource.clone())
         .build()
 }
 
-fn git_submodules(g: &api::GitSubmodulesConfig) -> Result<aws::GitSubmodulesConfig, BuildError> {
+pub(super) fn git_submodules(
+    g: &api::GitSubmodulesConfig,
+) -> Result<aws::GitSubmodulesConfig, BuildError> {
     aws::GitSubmodulesConfig::builder()
         .fetch_submodules(g.fetch_submodules)
         .build()
@@ -244,7 +260,7 @@ fn build_status_config(c: &api::BuildStatusConfig) -> aws::BuildStatusConfig {
         .build()
 }
 
-fn cache(c: &ProjectCache) -> Result<aws::ProjectCache, BuildError> {
+pub(super) fn cache(c: &ProjectCache) -> Result<aws::ProjectCache, BuildError> {
     aws::ProjectCache::builder()
         .r#type(c.type_.as_str().into())
         .set_location(c.location.clone())
@@ -257,7 +273,7 @@ fn cache(c: &ProjectCache) -> Result<aws::ProjectCache, BuildError> {
         .build()
 }
 
-fn logs_config(l: &LogsConfig) -> Result<aws::LogsConfig, BuildError> {
+pub(super) fn logs_config(l: &LogsConfig) -> Result<aws::LogsConfig, BuildError> {
     let cloud_watch = l
         .cloud_watch_logs
         .as_ref()
@@ -287,7 +303,9 @@ fn logs_config(l: &LogsConfig) -> Result<aws::LogsConfig, BuildError> {
         .build())
 }
 
-fn registry_credential(r: &api::RegistryCredential) -> Result<aws::RegistryCredential, BuildError> {
+pub(super) fn registry_credential(
+    r: &api::RegistryCredential,
+) -> Result<aws::RegistryCredential, BuildError> {
     aws::RegistryCredential::builder()
         .credential(&r.credential)
         .credential_provider(r.credential_provider.as_str().into())

@@ -55,10 +55,11 @@ use super::rules::{CONSTRAINTS, Check, Constraint, DOT_SEGMENT_REGEX};
 use crate::api::FIELD_MANAGER;
 use crate::api::{CodeBuildRunPolicy, GROUP, START_ATTEMPT_ANNOTATION, override_members};
 
-/// The version and resource the admission policy checks (in [`GROUP`]).
+/// The version and resources the admission policy checks (in [`GROUP`]): runs and batch
+/// runs, whose specs share the members' names.
 const VERSION: &str = "v1alpha1";
 /// See [`VERSION`].
-const RESOURCE: &str = "codebuildruns";
+const RESOURCES: &[&str] = &["codebuildruns", "codebuildbatchruns"];
 
 /// The name of the match condition that lets UPDATEs through when they change nothing the
 /// decision depends on.
@@ -148,7 +149,7 @@ fn admission_policy(
                     api_versions: Some(vec![VERSION.into()]),
                     operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
                     // The main resource only: status writes are never checked.
-                    resources: Some(vec![RESOURCE.into()]),
+                    resources: Some(RESOURCES.iter().map(|r| (*r).to_owned()).collect()),
                     ..Default::default()
                 }]),
                 ..Default::default()
@@ -392,14 +393,17 @@ fn check_cel(i: usize, policy: &str, constraint: Constraint, check: &Check<'_>) 
     let member = constraint.member();
     let value = format!("object.spec.{member}");
     match check {
-        Check::AtMost(max) => Branch {
-            refuses: format!("{value} > {max}"),
-            message: template(
-                &evaluate::above_maximum(policy, member, VALUE_HOLE, *max),
-                &[(VALUE_HOLE, format!("string({value})"))],
-            ),
-            helper: None,
-        },
+        Check::AtMost(max) => {
+            let number = constraint.value_cel();
+            Branch {
+                refuses: format!("{number} > {max}"),
+                message: template(
+                    &evaluate::above_maximum(policy, constraint.what(), VALUE_HOLE, *max),
+                    &[(VALUE_HOLE, format!("string({number})"))],
+                ),
+                helper: None,
+            }
+        }
         Check::NotTrue => Branch {
             refuses: format!("{value} == true"),
             message: template(
@@ -858,7 +862,13 @@ mod tests {
             rules[0].operations,
             Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()])
         );
-        assert_eq!(rules[0].resources, Some(vec![RESOURCE.to_owned()]));
+        assert_eq!(
+            rules[0].resources,
+            Some(vec![
+                "codebuildruns".to_owned(),
+                "codebuildbatchruns".to_owned()
+            ])
+        );
         let conditions = s.match_conditions.as_ref().unwrap();
         assert_eq!(conditions[0].name, UPDATE_CONDITION);
         assert!(

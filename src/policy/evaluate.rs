@@ -12,22 +12,23 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::rules::{CONSTRAINTS, Check, Constraint, Refused};
+use super::rules::{CONSTRAINTS, Check, Constraint, Overrides, Refused};
 use super::{glob, selector};
 use crate::api::{
     ALL_MEMBERS, CodeBuildRunPolicy, CodeBuildRunPolicyStatus, CodeBuildRunSpec, NOT_OVERRIDES,
     OverrideRules,
 };
 
-/// What a run asks for, as far as policies care.
+/// What a run asks for, as far as policies care: a CodeBuildRun's spec (the default), or a
+/// CodeBuildBatchRun's.
 #[derive(Clone, Debug)]
-pub struct RunRequest<'a> {
+pub struct RunRequest<'a, S = CodeBuildRunSpec> {
     /// The run's namespace.
     pub namespace: &'a str,
-    /// The Region the build would start in.
+    /// The Region the build (or batch) would start in.
     pub region: &'a str,
     /// The run's spec.
-    pub spec: &'a CodeBuildRunSpec,
+    pub spec: &'a S,
 }
 
 /// The outcome of checking a run against the policies.
@@ -51,8 +52,8 @@ pub enum Decision {
 /// Checks `request` against `policies`. Policies add up: the run is allowed when at least
 /// one policy selects its namespace, covers its project and Region, and allows every
 /// override it sets.
-pub fn evaluate(
-    request: &RunRequest<'_>,
+pub fn evaluate<S: Overrides>(
+    request: &RunRequest<'_, S>,
     namespace_labels: &BTreeMap<String, String>,
     policies: &[&CodeBuildRunPolicy],
 ) -> Decision {
@@ -67,7 +68,7 @@ pub fn evaluate(
             message: no_policy_for_namespace(request.namespace),
         };
     }
-    let project = request.spec.project_name.as_str();
+    let project = request.spec.project_name();
     let covering: Vec<&CodeBuildRunPolicy> = selecting
         .iter()
         .copied()
@@ -140,10 +141,10 @@ pub fn member_allowed(rules: Option<&OverrideRules>, member: &str) -> bool {
 
 /// What `policy` refuses of the overrides in `spec`, in member order: each member it does
 /// not allow, and each allowed member whose value one of its rules refuses.
-pub fn override_gaps(
+pub fn override_gaps<S: Overrides + ?Sized>(
     policy: &str,
     rules: Option<&OverrideRules>,
-    spec: &CodeBuildRunSpec,
+    spec: &S,
 ) -> Vec<String> {
     let json = serde_json::to_value(spec).unwrap_or(Value::Null);
     let mut gaps = Vec::new();
@@ -163,20 +164,20 @@ pub fn override_gaps(
 }
 
 /// What `rules` refuses of `spec` by `constraint`, if anything.
-pub fn constraint_gap(
+pub fn constraint_gap<S: Overrides + ?Sized>(
     policy: &str,
     constraint: Constraint,
     rules: &OverrideRules,
-    spec: &CodeBuildRunSpec,
+    spec: &S,
 ) -> Option<String> {
     let check = constraint.check(rules)?;
     let member = constraint.member();
     match &check {
-        Check::AtMost(max) => constraint
-            .number(spec)
+        Check::AtMost(max) => spec
+            .number(constraint)
             .filter(|n| n > &i64::from(*max))
-            .map(|n| above_maximum(policy, member, &n.to_string(), *max)),
-        Check::NotTrue => (constraint.flag(spec) == Some(true))
+            .map(|n| above_maximum(policy, constraint.what(), &n.to_string(), *max)),
+        Check::NotTrue => (spec.flag(constraint) == Some(true))
             .then(|| flag_not_allowed(policy, member, constraint.rule())),
         Check::Patterns(patterns) | Check::Paths(patterns) => {
             refusal(policy, constraint, &check, spec, patterns)
@@ -185,11 +186,11 @@ pub fn constraint_gap(
     }
 }
 
-fn refusal<S: AsRef<str>>(
+fn refusal<S: AsRef<str>, O: Overrides + ?Sized>(
     policy: &str,
     constraint: Constraint,
     check: &Check<'_>,
-    spec: &CodeBuildRunSpec,
+    spec: &O,
     allowed: &[S],
 ) -> Option<String> {
     let what = constraint.what();
@@ -370,7 +371,7 @@ mod tests {
         BTreeMap::from([("team".to_string(), team.to_string())])
     }
 
-    fn decide(spec: &CodeBuildRunSpec, team: &str, policies: &[&CodeBuildRunPolicy]) -> Decision {
+    fn decide<S: Overrides>(spec: &S, team: &str, policies: &[&CodeBuildRunPolicy]) -> Decision {
         let req = RunRequest {
             namespace: "ns",
             region: "us-east-1",
@@ -549,6 +550,36 @@ mod tests {
         serde_json::from_value(spec).unwrap_or_else(|e| panic!("{overrides}: {e}"))
     }
 
+    /// Whether every member of `overrides` is a member of the spec `S`.
+    fn members_of<S: schemars::JsonSchema>(overrides: &Value) -> bool {
+        let schema = schemars::schema_for!(S);
+        let members = schema.get("properties").and_then(Value::as_object).unwrap();
+        let set = overrides.as_object().unwrap();
+        set.keys().all(|m| members.contains_key(m))
+    }
+
+    /// A batch run's spec with `overrides`.
+    fn with_batch(overrides: &Value) -> crate::api::CodeBuildBatchRunSpec {
+        let mut spec = serde_json::json!({"projectName": "app"});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(overrides.as_object().unwrap().clone());
+        serde_json::from_value(spec).unwrap_or_else(|e| panic!("{overrides}: {e}"))
+    }
+
+    /// The decisions on `overrides` as a CodeBuildRun's spec (when StartBuild has every
+    /// member) and as a CodeBuildBatchRun's (when StartBuildBatch has).
+    fn decisions(overrides: &Value, policies: &[&CodeBuildRunPolicy]) -> Vec<Decision> {
+        let mut out = Vec::new();
+        if members_of::<CodeBuildRunSpec>(overrides) {
+            out.push(decide(&with(overrides.clone()), "x", policies));
+        }
+        if members_of::<crate::api::CodeBuildBatchRunSpec>(overrides) {
+            out.push(decide(&with_batch(overrides), "x", policies));
+        }
+        out
+    }
+
     fn refusal(gap: &str) -> String {
         overrides_refused("ns", "app", "us-east-1", &[gap.to_owned()])
     }
@@ -584,6 +615,53 @@ mod tests {
                 ],
                 json!({"autoRetryLimitOverride": 5}),
                 r#"policy "p" does not allow autoRetryLimitOverride 5 (at most 1)"#,
+            ),
+            (
+                C::BatchComputeTypes,
+                json!({"computeTypes": ["BUILD_GENERAL1_SMALL"]}),
+                vec![
+                    json!({"buildBatchConfigOverride": {"restrictions": {"computeTypesAllowed": ["BUILD_GENERAL1_SMALL"]}}}),
+                    json!({"buildBatchConfigOverride": {"restrictions": {"maximumBuildsAllowed": 5}}}),
+                ],
+                json!({"buildBatchConfigOverride": {"restrictions": {"computeTypesAllowed": ["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_2XLARGE"]}}}),
+                r#"policy "p" does not allow buildBatchConfigOverride computeTypesAllowed "BUILD_GENERAL1_2XLARGE" (allowed: BUILD_GENERAL1_SMALL)"#,
+            ),
+            (
+                C::BatchFleets,
+                json!({"fleets": ["arn:aws:codebuild:us-east-1:111111111111:fleet/team-a-*"]}),
+                vec![
+                    json!({"buildBatchConfigOverride": {"restrictions": {"fleetsAllowed": ["arn:aws:codebuild:us-east-1:111111111111:fleet/team-a-big"]}}}),
+                    json!({"buildBatchConfigOverride": {"combineArtifacts": true}}),
+                ],
+                json!({"buildBatchConfigOverride": {"restrictions": {"fleetsAllowed": ["arn:aws:codebuild:us-east-1:111111111111:fleet/team-b-big"]}}}),
+                r#"policy "p" does not allow buildBatchConfigOverride fleetsAllowed "arn:aws:codebuild:us-east-1:111111111111:fleet/team-b-big" (allowed: arn:aws:codebuild:us-east-1:111111111111:fleet/team-a-*)"#,
+            ),
+            (
+                C::BatchServiceRole,
+                json!({"serviceRoles": ["arn:aws:iam::111111111111:role/team-a-*"]}),
+                vec![
+                    json!({"buildBatchConfigOverride": {"serviceRole": "arn:aws:iam::111111111111:role/team-a-batch"}}),
+                    json!({"buildBatchConfigOverride": {"timeoutInMins": 30}}),
+                ],
+                json!({"buildBatchConfigOverride": {"serviceRole": "arn:aws:iam::111111111111:role/admin"}}),
+                r#"policy "p" does not allow buildBatchConfigOverride serviceRole "arn:aws:iam::111111111111:role/admin" (allowed: arn:aws:iam::111111111111:role/team-a-*)"#,
+            ),
+            (
+                C::BatchTimeout,
+                json!({"maxTimeoutInMinutes": 60}),
+                vec![
+                    json!({"buildBatchConfigOverride": {"timeoutInMins": 60}}),
+                    json!({"buildBatchConfigOverride": {"combineArtifacts": false}}),
+                ],
+                json!({"buildBatchConfigOverride": {"timeoutInMins": 600}}),
+                r#"policy "p" does not allow buildBatchConfigOverride timeoutInMins 600 (at most 60)"#,
+            ),
+            (
+                C::BuildTimeout,
+                json!({"maxTimeoutInMinutes": 60}),
+                vec![json!({"buildTimeoutInMinutesOverride": 60})],
+                json!({"buildTimeoutInMinutesOverride": 600}),
+                r#"policy "p" does not allow buildTimeoutInMinutesOverride 600 (at most 60)"#,
             ),
             (
                 C::CacheLocation,
@@ -796,34 +874,40 @@ mod tests {
         }
         for (constraint, rules, allowed, refused, gap) in cases {
             let p = ruled(rules.clone());
-            for ok in allowed {
-                let decision = decide(&with(ok.clone()), "x", &[&p]);
-                assert!(
-                    matches!(decision, Decision::Allowed { .. }),
-                    "{constraint:?} {ok}: {decision:?}"
-                );
-            }
-            assert_eq!(
-                denied(decide(&with(refused.clone()), "x", &[&p])),
-                refusal(gap),
-                "{constraint:?}"
-            );
-            // Without the rule, the allowed member takes any value (today's meaning).
-            let open = ruled(serde_json::json!({}));
-            assert!(
-                matches!(
-                    decide(&with(refused.clone()), "x", &[&open]),
-                    Decision::Allowed { .. }
-                ),
-                "{constraint:?}"
-            );
-            // A rule never allows a member the policy does not allow.
             let mut closed = p.clone();
             closed.spec.overrides.as_mut().unwrap().allowed = Some(vec!["sourceVersion".into()]);
-            assert_eq!(
-                denied(decide(&with(refused), "x", &[&closed])),
-                refusal(&member_not_allowed("p", constraint.member())),
-            );
+            let open = ruled(serde_json::json!({}));
+            // Every case as a CodeBuildRun's spec when StartBuild has the member, and as a
+            // CodeBuildBatchRun's when StartBuildBatch has it: the same words either way.
+            let kinds = decisions(&refused, &[&p]).len();
+            assert!(kinds > 0, "{constraint:?}: the case fits neither kind");
+            for ok in &allowed {
+                let decided = decisions(ok, &[&p]);
+                assert_eq!(decided.len(), kinds, "{constraint:?} {ok}");
+                for decision in decided {
+                    assert!(
+                        matches!(decision, Decision::Allowed { .. }),
+                        "{constraint:?} {ok}: {decision:?}"
+                    );
+                }
+            }
+            for decision in decisions(&refused, &[&p]) {
+                assert_eq!(denied(decision), refusal(gap), "{constraint:?}");
+            }
+            // Without the rule, the allowed member takes any value (today's meaning).
+            for decision in decisions(&refused, &[&open]) {
+                assert!(
+                    matches!(decision, Decision::Allowed { .. }),
+                    "{constraint:?}"
+                );
+            }
+            // A rule never allows a member the policy does not allow.
+            for decision in decisions(&refused, &[&closed]) {
+                assert_eq!(
+                    denied(decision),
+                    refusal(&member_not_allowed("p", constraint.member())),
+                );
+            }
         }
     }
 
@@ -915,6 +999,7 @@ mod tests {
             members,
             [
                 "artifactsOverride",
+                "buildBatchConfigOverride",
                 "cacheOverride",
                 "certificateOverride",
                 "encryptionKeyOverride",

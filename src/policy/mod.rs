@@ -16,4 +16,5 @@ pub mod selector;
 mod watch;
 
 pub use evaluate::{Decision, RunRequest, evaluate};
+pub use rules::Overrides;
 pub use watch::Policies;

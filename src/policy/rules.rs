@@ -1,6 +1,9 @@
-//! The value rules of `CodeBuildRunPolicy.spec.overrides`: for each StartBuild member that
-//! names a resource, a secret or a cost, which field of [`OverrideRules`] constrains it and
-//! which values of the run it constrains (the "subjects").
+//! The value rules of `CodeBuildRunPolicy.spec.overrides`: for each StartBuild (or
+//! StartBuildBatch) member that names a resource, a secret or a cost, which field of
+//! [`OverrideRules`] constrains it and which values of the run it constrains (the
+//! "subjects"). The members the two requests share are judged by the same rules; the
+//! batch's own (`buildTimeoutInMinutesOverride`, `buildBatchConfigOverride`) by the rules
+//! that bound the same things for a build ([`Overrides`] gives each kind's subjects).
 //!
 //! Each [`Constraint`] is one rule applied to one member. Its subjects are defined twice,
 //! side by side: in Rust over the typed spec ([`Constraint::subjects`], what the controller
@@ -8,9 +11,11 @@
 //! ([`Constraint::subjects_cel`], what the apiserver decides with). The end-to-end tests send
 //! every rule through both and compare the answers.
 
+use serde::Serialize;
+
 use crate::api::{
-    CacheType, CodeBuildRunSpec, EnvironmentVariable, EnvironmentVariableType,
-    LogsConfigStatusType, OverrideRules, ProjectArtifacts, SourceAuth,
+    CacheType, CodeBuildBatchRunSpec, CodeBuildRunSpec, EnvironmentVariable,
+    EnvironmentVariableType, LogsConfigStatusType, OverrideRules, ProjectArtifacts, SourceAuth,
 };
 
 use super::glob;
@@ -22,6 +27,16 @@ pub enum Constraint {
     ArtifactsLocation,
     /// `autoRetryLimitOverride` against `maxAutoRetryLimit`.
     AutoRetryLimit,
+    /// `buildBatchConfigOverride.restrictions.computeTypesAllowed` against `computeTypes`.
+    BatchComputeTypes,
+    /// `buildBatchConfigOverride.restrictions.fleetsAllowed` against `fleets`.
+    BatchFleets,
+    /// `buildBatchConfigOverride.serviceRole` against `serviceRoles`.
+    BatchServiceRole,
+    /// `buildBatchConfigOverride.timeoutInMins` against `maxTimeoutInMinutes`.
+    BatchTimeout,
+    /// `buildTimeoutInMinutesOverride` against `maxTimeoutInMinutes`.
+    BuildTimeout,
     /// `cacheOverride` against `cacheLocations`.
     CacheLocation,
     /// `certificateOverride` against `certificates`.
@@ -78,6 +93,11 @@ pub enum Constraint {
 pub const CONSTRAINTS: &[Constraint] = &[
     Constraint::ArtifactsLocation,
     Constraint::AutoRetryLimit,
+    Constraint::BatchComputeTypes,
+    Constraint::BatchFleets,
+    Constraint::BatchServiceRole,
+    Constraint::BatchTimeout,
+    Constraint::BuildTimeout,
     Constraint::CacheLocation,
     Constraint::Certificate,
     Constraint::ComputeType,
@@ -148,6 +168,10 @@ impl Constraint {
         match self {
             C::ArtifactsLocation => "artifactsOverride",
             C::AutoRetryLimit => "autoRetryLimitOverride",
+            C::BatchComputeTypes | C::BatchFleets | C::BatchServiceRole | C::BatchTimeout => {
+                "buildBatchConfigOverride"
+            }
+            C::BuildTimeout => "buildTimeoutInMinutesOverride",
             C::CacheLocation => "cacheOverride",
             C::Certificate => "certificateOverride",
             C::ComputeType => "computeTypeOverride",
@@ -178,6 +202,10 @@ impl Constraint {
         match self {
             C::ArtifactsLocation | C::SecondaryArtifactsLocation => "artifactLocations",
             C::AutoRetryLimit => "maxAutoRetryLimit",
+            C::BatchComputeTypes => "computeTypes",
+            C::BatchFleets => "fleets",
+            C::BatchServiceRole => "serviceRoles",
+            C::BatchTimeout | C::BuildTimeout => "maxTimeoutInMinutes",
             C::CacheLocation => "cacheLocations",
             C::Certificate => "certificates",
             C::ComputeType => "computeTypes",
@@ -207,6 +235,10 @@ impl Constraint {
         use Constraint as C;
         match self {
             C::ArtifactsLocation => "artifactsOverride location",
+            C::BatchComputeTypes => "buildBatchConfigOverride computeTypesAllowed",
+            C::BatchFleets => "buildBatchConfigOverride fleetsAllowed",
+            C::BatchServiceRole => "buildBatchConfigOverride serviceRole",
+            C::BatchTimeout => "buildBatchConfigOverride timeoutInMins",
             C::CacheLocation => "cacheOverride location",
             C::VariableNames => "environmentVariablesOverride name",
             C::VariableTypes => "environmentVariablesOverride type",
@@ -235,10 +267,15 @@ impl Constraint {
                 paths(&rules.artifact_locations)
             }
             C::AutoRetryLimit => rules.max_auto_retry_limit.map(Check::AtMost),
+            C::BatchComputeTypes | C::ComputeType => (rules.compute_types.as_ref())
+                .map(|l| Check::OneOf(l.iter().map(|t| t.as_str()).collect())),
+            C::BatchFleets | C::Fleet => globs(&rules.fleets),
+            C::BatchServiceRole | C::ServiceRole => globs(&rules.service_roles),
+            C::BatchTimeout | C::BuildTimeout | C::Timeout => {
+                rules.max_timeout_in_minutes.map(Check::AtMost)
+            }
             C::CacheLocation => paths(&rules.cache_locations),
             C::Certificate => paths(&rules.certificates),
-            C::ComputeType => (rules.compute_types.as_ref())
-                .map(|l| Check::OneOf(l.iter().map(|t| t.as_str()).collect())),
             C::DebugSession => flag(rules.debug_sessions),
             C::EncryptionKey => globs(&rules.encryption_keys),
             C::EnvironmentType => (rules.environment_types.as_ref())
@@ -248,7 +285,6 @@ impl Constraint {
                 .map(|l| Check::OneOf(l.iter().map(|t| t.as_str()).collect())),
             C::VariableParameters => globs(&rules.parameter_names),
             C::VariableSecrets => globs(&rules.secrets),
-            C::Fleet => globs(&rules.fleets),
             C::Image => globs(&rules.images),
             C::LogGroup => globs(&rules.log_groups),
             C::LogLocation => paths(&rules.log_locations),
@@ -257,8 +293,6 @@ impl Constraint {
             C::RegistryCredential => globs(&rules.registry_credentials),
             C::SecondarySourceLocation | C::SourceLocation => globs(&rules.source_locations),
             C::SecondarySourceAuth | C::SourceAuth => globs(&rules.source_auth_resources),
-            C::ServiceRole => globs(&rules.service_roles),
-            C::Timeout => rules.max_timeout_in_minutes.map(Check::AtMost),
         }
     }
 
@@ -277,6 +311,9 @@ impl Constraint {
         };
         match self {
             C::AutoRetryLimit
+            | C::BatchComputeTypes
+            | C::BatchTimeout
+            | C::BuildTimeout
             | C::ComputeType
             | C::DebugSession
             | C::EnvironmentType
@@ -358,6 +395,12 @@ impl Constraint {
             | C::PrivilegedMode
             | C::QueuedTimeout
             | C::Timeout => Vec::new(),
+            // Members of StartBuildBatch only: see `Overrides for CodeBuildBatchRunSpec`.
+            C::BatchComputeTypes
+            | C::BatchFleets
+            | C::BatchServiceRole
+            | C::BatchTimeout
+            | C::BuildTimeout => Vec::new(),
         }
     }
 
@@ -378,6 +421,18 @@ impl Constraint {
             Constraint::DebugSession => spec.debug_session_enabled,
             Constraint::PrivilegedMode => spec.privileged_mode_override,
             _ => None,
+        }
+    }
+
+    /// The number a cap constrains, in CEL over `object.spec` (the member is set and not
+    /// null).
+    pub fn value_cel(self) -> String {
+        let o = format!("object.spec.{}", self.member());
+        match self {
+            Constraint::BatchTimeout => format!(
+                "((has({o}.timeoutInMins) && {o}.timeoutInMins != null) ? {o}.timeoutInMins : 0)"
+            ),
+            _ => o,
         }
     }
 
@@ -451,7 +506,12 @@ impl Constraint {
                 auth("s.auth")
             ),
             C::SourceAuth => format!("[{o}].map(a, {})", auth("a")),
+            C::BatchComputeTypes | C::BatchFleets | C::BatchServiceRole => {
+                batch_config_subjects_cel(self, &o)
+            }
             C::AutoRetryLimit
+            | C::BatchTimeout
+            | C::BuildTimeout
             | C::DebugSession
             | C::PrivilegedMode
             | C::QueuedTimeout
@@ -460,8 +520,12 @@ impl Constraint {
     }
 
     /// The first subject of `spec` that `check` refuses, and whether for a `..` segment.
-    pub fn refused_subject(self, check: &Check<'_>, spec: &CodeBuildRunSpec) -> Option<Refused> {
-        self.subjects(spec).into_iter().find_map(|s| match check {
+    pub fn refused_subject<S: Overrides + ?Sized>(
+        self,
+        check: &Check<'_>,
+        spec: &S,
+    ) -> Option<Refused> {
+        spec.subjects(self).into_iter().find_map(|s| match check {
             Check::Paths(_) if has_dot_segment(&s) => Some(Refused::DotSegment(s)),
             Check::Patterns(p) | Check::Paths(p) => {
                 (!glob::any_matches(p, &s)).then_some(Refused::Value(s))
@@ -469,6 +533,97 @@ impl Constraint {
             Check::OneOf(values) => (!values.contains(&s.as_str())).then_some(Refused::Value(s)),
             Check::AtMost(_) | Check::NotTrue => None,
         })
+    }
+}
+
+/// A spec the policies rule on: a CodeBuildRun's (StartBuild) or a CodeBuildBatchRun's
+/// (StartBuildBatch). Each gives the values a constraint reads of it.
+pub trait Overrides: Serialize {
+    /// `spec.projectName`.
+    fn project_name(&self) -> &str;
+    /// The values of this spec `constraint` constrains ([`Constraint::subjects`]).
+    fn subjects(&self, constraint: Constraint) -> Vec<String>;
+    /// The number a cap constrains, if set.
+    fn number(&self, constraint: Constraint) -> Option<i64>;
+    /// The boolean a flag constrains, if set.
+    fn flag(&self, constraint: Constraint) -> Option<bool>;
+}
+
+impl Overrides for CodeBuildRunSpec {
+    fn project_name(&self) -> &str {
+        &self.project_name
+    }
+
+    fn subjects(&self, constraint: Constraint) -> Vec<String> {
+        constraint.subjects(self)
+    }
+
+    fn number(&self, constraint: Constraint) -> Option<i64> {
+        constraint.number(self)
+    }
+
+    fn flag(&self, constraint: Constraint) -> Option<bool> {
+        constraint.flag(self)
+    }
+}
+
+/// The members StartBuildBatch shares with StartBuild are read as a CodeBuildRun's are
+/// (`start_build_members`); its own through the constraints that name them.
+impl Overrides for CodeBuildBatchRunSpec {
+    fn project_name(&self) -> &str {
+        &self.project_name
+    }
+
+    fn subjects(&self, constraint: Constraint) -> Vec<String> {
+        let config = self.build_batch_config_override.as_ref();
+        let restrictions = config.and_then(|c| c.restrictions.as_ref());
+        match constraint {
+            Constraint::BatchComputeTypes => {
+                (restrictions.and_then(|r| r.compute_types_allowed.clone())).unwrap_or_default()
+            }
+            Constraint::BatchFleets => {
+                (restrictions.and_then(|r| r.fleets_allowed.clone())).unwrap_or_default()
+            }
+            Constraint::BatchServiceRole => config
+                .and_then(|c| c.service_role.clone())
+                .into_iter()
+                .collect(),
+            shared => shared.subjects(&self.start_build_members()),
+        }
+    }
+
+    fn number(&self, constraint: Constraint) -> Option<i64> {
+        match constraint {
+            Constraint::BuildTimeout => self.build_timeout_in_minutes_override.map(i64::from),
+            Constraint::BatchTimeout => (self.build_batch_config_override.as_ref())
+                .and_then(|c| c.timeout_in_mins)
+                .map(i64::from),
+            shared => shared.number(&self.start_build_members()),
+        }
+    }
+
+    fn flag(&self, constraint: Constraint) -> Option<bool> {
+        constraint.flag(&self.start_build_members())
+    }
+}
+
+/// [`Constraint::subjects_cel`] of the constraints on `buildBatchConfigOverride` (`o`).
+fn batch_config_subjects_cel(constraint: Constraint, o: &str) -> String {
+    let set = |x: &str, field: &str| format!("(has({x}.{field}) && {x}.{field} != null)");
+    let restricted = |field: &str| {
+        format!(
+            "({} && {} ? {o}.restrictions.{field} : [])",
+            set(o, "restrictions"),
+            set(&format!("{o}.restrictions"), field)
+        )
+    };
+    match constraint {
+        Constraint::BatchComputeTypes => restricted("computeTypesAllowed"),
+        Constraint::BatchFleets => restricted("fleetsAllowed"),
+        _ => format!(
+            "[{o}].filter(c, {}).map(c, c.serviceRole)",
+            set("c", "serviceRole")
+        ),
     }
 }
 

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::rules::Overrides;
 use super::{Decision, RunRequest, admission, evaluate};
 use crate::api::{CodeBuildRunPolicy, FIELD_MANAGER};
 
@@ -103,7 +104,7 @@ impl Policies {
 
     /// Decides `request` with the policies and labels as they are now; None while the
     /// run's namespace is not known yet.
-    pub fn decide(&self, request: &RunRequest<'_>) -> Option<Decision> {
+    pub fn decide<S: Overrides>(&self, request: &RunRequest<'_, S>) -> Option<Decision> {
         let labels = self.namespace_labels(request.namespace)?;
         let all = self.all();
         let refs: Vec<&CodeBuildRunPolicy> = all.iter().map(AsRef::as_ref).collect();

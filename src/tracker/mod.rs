@@ -9,6 +9,7 @@
 //! registers or forgets a build: after a restart or a leader change, the runs say what to
 //! poll. Final and unknown builds cost nothing.
 
+mod batches;
 mod cache;
 mod capacity;
 mod pacer;
@@ -32,7 +33,8 @@ use crate::codebuild::{
 use crate::convert::build_info;
 use crate::metrics::Metrics;
 
-pub use cache::{BuildCache, Observation};
+pub use batches::{BatchTracker, rounds};
+pub use cache::{BatchCache, BuildCache, Observation, ObservationCache};
 pub use capacity::{Admission, Capacity, RunKey};
 pub use pacer::{Pace, Pacer, paced};
 pub use polling::{Tracked, tracked, well_formed_build_id};
@@ -173,22 +175,28 @@ impl<B: BuildApi> Tracker<B> {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let tick = ticker.tick();
-            tokio::pin!(tick);
-            loop {
-                tokio::select! {
-                    _ = &mut tick => break,
-                    _ = tokio::time::sleep(QUEUED_POLL) => {
-                        let queued = self.capacity.queued_targets();
-                        if !queued.is_empty() {
-                            self.queued_round(&queued).await;
-                        }
-                    }
-                }
-            }
+            self.between_rounds(&mut ticker).await;
             let stats = self.round().await;
             if stats.builds > 0 {
                 debug!(?stats, "tracker round");
+            }
+        }
+    }
+
+    /// Waits for `ticker`'s next tick, polling the builds of targets whose runs wait for
+    /// the account's build limit every [`QUEUED_POLL`] meanwhile.
+    pub async fn between_rounds(&self, ticker: &mut tokio::time::Interval) {
+        let tick = ticker.tick();
+        tokio::pin!(tick);
+        loop {
+            tokio::select! {
+                _ = &mut tick => return,
+                _ = tokio::time::sleep(QUEUED_POLL) => {
+                    let queued = self.capacity.queued_targets();
+                    if !queued.is_empty() {
+                        self.queued_round(&queued).await;
+                    }
+                }
             }
         }
     }

@@ -43,6 +43,10 @@ pub struct FakeCodeBuild {
     pub endless_pages: Mutex<bool>,
     /// (Region, number of ids) of every BatchGetBuilds call.
     pub batch_calls: Mutex<Vec<(String, usize)>>,
+    /// The batch builds CodeBuild knows, oldest first (see `fake_batch`).
+    pub batches: Mutex<Vec<aws_sdk_codebuild::types::BuildBatch>>,
+    /// (Region, number of ids) of every BatchGetBuildBatches call.
+    pub batch_batch_calls: Mutex<Vec<(String, usize)>>,
     /// The log streams CloudWatch Logs holds, by (group, stream): their lines, oldest first.
     pub logs: Mutex<BTreeMap<(String, String), Vec<String>>>,
     /// GetLogEvents fails with this.

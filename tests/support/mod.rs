@@ -13,7 +13,9 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod batch_world;
 pub mod fake;
+pub mod fake_batch;
 pub mod gitops;
 mod http;
 pub mod moto;
@@ -34,6 +36,10 @@ use std::time::{Duration, Instant};
 
 /// The CRD installed by [`cluster()`].
 pub const CRD_NAME: &str = "codebuildruns.codebuild.operator.dev";
+/// The batch run CRD installed by [`cluster()`] with it.
+pub const BATCH_CRD_NAME: &str = "codebuildbatchruns.codebuild.operator.dev";
+/// The kinds of run a test namespace may hold, as kubectl names them together.
+const RUN_KINDS: &str = "codebuildruns,codebuildbatchruns";
 /// The label put on every namespace the harness creates.
 pub const NAMESPACE_LABEL: (&str, &str) = ("e2e", "codebuild-operator");
 /// How long a single kubectl invocation may take before it is killed (see [`kubectl`]).
@@ -147,6 +153,7 @@ impl Cluster {
                 "wait",
                 "--for=condition=Established",
                 &format!("crd/{CRD_NAME}"),
+                &format!("crd/{BATCH_CRD_NAME}"),
                 "--timeout=60s",
             ][..],
         ] {
@@ -356,9 +363,10 @@ impl TestNamespace {
         &self.name
     }
 
-    /// The CodeBuildRuns in this namespace as `codebuildrun.codebuild.operator.dev/NAME`.
+    /// The runs and batch runs in this namespace as `codebuildrun.codebuild.operator.dev/NAME`
+    /// (`codebuildbatchrun...` for batch runs).
     fn run_names(&self, cluster: &Cluster) -> Vec<String> {
-        let out = cluster.kubectl(&["get", "codebuildruns", "-n", &self.name, "-o", "name"]);
+        let out = cluster.kubectl(&["get", RUN_KINDS, "-n", &self.name, "-o", "name"]);
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| !l.trim().is_empty())
@@ -390,7 +398,7 @@ impl Drop for TestNamespace {
         let ns = self.name.as_str();
         if std::thread::panicking() {
             for args in [
-                &["get", "codebuildruns", "-n", ns, "-o", "yaml"][..],
+                &["get", RUN_KINDS, "-n", ns, "-o", "yaml"][..],
                 &["get", "events", "-n", ns, "--sort-by=.lastTimestamp"][..],
             ] {
                 let out = cluster.kubectl(args);
@@ -404,7 +412,7 @@ impl Drop for TestNamespace {
         // Strip, delete, strip again: an operator still running may re-add its finalizer
         // before the delete, but never after (deletionTimestamp set).
         self.strip_finalizers(cluster);
-        let _ = cluster.kubectl(&["delete", "codebuildruns", "--all", "-n", ns, "--wait=false"]);
+        let _ = cluster.kubectl(&["delete", RUN_KINDS, "--all", "-n", ns, "--wait=false"]);
         self.strip_finalizers(cluster);
         let _ = cluster.kubectl(&["delete", "namespace", ns, "--wait=false"]);
     }
@@ -618,5 +626,17 @@ pub fn example_files() -> Vec<PathBuf> {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no examples/*.yaml");
+    files
+}
+
+/// The batch run examples, `examples/batch/*.yaml`, sorted.
+pub fn batch_example_files() -> Vec<PathBuf> {
+    let dir = repo_root().join("examples/batch");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
     files
 }

@@ -58,22 +58,23 @@ app.kubernetes.io/component: operator
 {{- default (printf "%s-leader" (include "codebuild-operator.fullname" .)) .Values.leaderElection.leaseName | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* The RBAC rules on CodeBuildRuns and Events: exactly the calls the operator makes. */}}
+{{/* The RBAC rules on CodeBuildRuns, CodeBuildBatchRuns and Events: exactly the calls the
+operator makes. */}}
 {{- define "codebuild-operator.rules" -}}
 # Watch cache (list, watch), reads (get), patches of the object (patch: the claim, a merge
 # patch adding the finalizer and the start-attempt annotation; the JSON patch releasing the
 # finalizer) and ttlSecondsAfterFinished (delete).
 - apiGroups: ["codebuild.operator.dev"]
-  resources: ["codebuildruns"]
+  resources: ["codebuildruns", "codebuildbatchruns"]
   verbs: ["get", "list", "watch", "patch", "delete"]
 # Status: server-side apply on the status subresource.
 - apiGroups: ["codebuild.operator.dev"]
-  resources: ["codebuildruns/status"]
+  resources: ["codebuildruns/status", "codebuildbatchruns/status"]
   verbs: ["get", "patch"]
 # Finalizers: clusters with the OwnerReferencesPermissionEnforcement admission plugin
 # (OpenShift, some hardened clusters) require update on this subresource to set them.
 - apiGroups: ["codebuild.operator.dev"]
-  resources: ["codebuildruns/finalizers"]
+  resources: ["codebuildruns/finalizers", "codebuildbatchruns/finalizers"]
   verbs: ["update"]
 # kube-runtime's Recorder: creates an Event, then patches it when the same one repeats.
 - apiGroups: ["events.k8s.io"]

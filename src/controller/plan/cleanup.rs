@@ -2,7 +2,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{BuildInfo, CodeBuildRunStatus, OnDelete, RunOptions};
+use crate::api::{OnDelete, RunOptions, RunStatus, Started};
 use crate::tracker::Observation;
 
 /// The cleanup of a deleted run.
@@ -23,50 +23,47 @@ pub enum CleanupStep {
     },
 }
 
-/// Decides the cleanup of a deleted run. `legacy_since`: see `plan::start_step`.
-pub fn cleanup_step(
-    status: &CodeBuildRunStatus,
+/// Decides the cleanup of a deleted run (or batch run: "build" reads "batch" throughout).
+/// `legacy_since`: see `plan::start_step`.
+pub fn cleanup_step<S: RunStatus>(
+    status: &S,
     options: &RunOptions,
-    observation: Option<&Observation>,
+    observation: Option<&Observation<S::Started>>,
     legacy_since: Option<Timestamp>,
 ) -> CleanupStep {
     if options.on_delete() == OnDelete::LeaveRunning {
         return CleanupStep::Release;
     }
-    if let Some(id) = &status.build.build_id {
+    if let Some(id) = status.started().started_id() {
         let running = match observation {
-            Some(Observation::Build(info)) => !info.is_finished(),
+            Some(Observation::Build(info)) => !info.finished(),
             Some(Observation::NotFound | Observation::Invalid(_)) => false,
-            None => !status.build.is_finished(),
+            None => !status.started().finished(),
         };
         return if running {
-            CleanupStep::Stop { id: id.clone() }
+            CleanupStep::Stop { id: id.to_owned() }
         } else {
             CleanupStep::Release
         };
     }
-    match status
-        .start_attempt
-        .as_ref()
-        .map(|a| a.time.0)
-        .or(legacy_since)
-    {
+    match status.start_attempt().map(|a| a.time.0).or(legacy_since) {
         Some(since) => CleanupStep::SearchThenStop { since },
         None => CleanupStep::Release,
     }
 }
 
-/// The build to stop after a search: the one found, if it still runs.
-pub fn to_stop(found: Option<&BuildInfo>) -> Option<String> {
+/// The build (or batch) to stop after a search: the one found, if it still runs.
+pub fn to_stop<T: Started>(found: Option<&T>) -> Option<String> {
     found
-        .filter(|b| !b.is_finished())
-        .and_then(|b| b.build_id.clone())
+        .filter(|b| !b.finished())
+        .and_then(|b| b.started_id().map(str::to_owned))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::StartAttempt;
+    use crate::api::{BuildInfo, CodeBuildRunStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use std::sync::Arc;
 
@@ -142,6 +139,6 @@ mod tests {
             CleanupStep::Release
         );
         assert_eq!(to_stop(Some(&running("p:9"))), Some("p:9".into()));
-        assert_eq!(to_stop(None), None);
+        assert_eq!(to_stop::<BuildInfo>(None), None);
     }
 }

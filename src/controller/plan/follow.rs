@@ -235,14 +235,7 @@ fn after(build: &BuildInfo, options: &RunOptions, now: Timestamp) -> Next {
 /// How long until a finished run may be deleted under `ttlSecondsAfterFinished`; zero when
 /// due, None when no TTL applies (no TTL, or no end time yet).
 pub fn ttl_remaining(build: &BuildInfo, options: &RunOptions, now: Timestamp) -> Option<Duration> {
-    let ttl = options.ttl_seconds_after_finished?;
-    if !build.is_final() {
-        return None;
-    }
-    let end = build.end_time.as_ref()?.0;
-    let due = end.as_second().saturating_add(ttl.max(0));
-    let left = due.saturating_sub(now.as_second());
-    Some(Duration::from_secs(left.max(0) as u64))
+    super::ttl::ttl_left(build, options, now)
 }
 
 #[cfg(test)]

@@ -6,16 +6,25 @@
 //! - [`follow`]: a run with a build id (mirror, auto-retry chain, stop, TTL);
 //! - [`cleanup`]: a deleted run (stop its build, or search then stop, then release);
 //! - [`progress`]: how a build reads as conditions;
+//! - [`batch`]: a batch run with a batch id (mirror, stop, retry, TTL; how a batch reads as
+//!   conditions); [`retry`]: when a batch is retried, exactly once per retry asked for;
+//! - [`ttl`]: `ttlSecondsAfterFinished`, for builds and batches alike;
 //! - [`hints`]: warnings about how a run is set up;
 //! - [`output`]: what a build produced, in the status to write (the failure tail's line).
+//!
+//! `start` and `cleanup` decide for both kinds (CodeBuildRun, CodeBuildBatchRun): they read
+//! a status through `api::RunStatus` and what it started through `api::Started`.
 
+pub mod batch;
 pub mod capacity;
 pub mod cleanup;
 pub mod follow;
 pub mod hints;
 pub mod output;
 pub mod progress;
+pub mod retry;
 pub mod start;
+pub mod ttl;
 
 use kube::runtime::events::EventType;
 

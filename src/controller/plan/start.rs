@@ -11,11 +11,12 @@
 
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 
 use super::super::conditions::STALLED;
 use crate::api::names::reason;
-use crate::api::{CodeBuildRunStatus, RunOptions, StartAttempt};
+use crate::api::{RunOptions, RunStatus, StartAttempt};
 
 /// The next step of a run that has no build id yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,30 +97,25 @@ pub enum Repeat {
     SearchFirst,
 }
 
-/// Decides how a run without a build id proceeds. `legacy_since` is the creation time of a
-/// run that carries the start-attempt annotation of earlier operator versions and no
-/// attempt in status (see `claim::legacy_attempt`).
-pub fn start_step(
-    status: &CodeBuildRunStatus,
+/// Decides how a run without a build id (or a batch run without a batch id) proceeds.
+/// `legacy_since` is the creation time of a run that carries the start-attempt annotation of
+/// earlier operator versions and no attempt in status (see `claim::legacy_attempt`).
+pub fn start_step<S: RunStatus>(
+    status: &S,
     options: &RunOptions,
     legacy_since: Option<Timestamp>,
     generation: Option<i64>,
     now: Timestamp,
     timing: &StartTiming,
 ) -> StartStep {
-    let attempt_time = status
-        .start_attempt
-        .as_ref()
-        .map(|a| a.time.0)
-        .or(legacy_since);
+    let attempt_time = status.start_attempt().map(|a| a.time.0).or(legacy_since);
     // A clock step backwards makes the age negative: as young as can be.
     let age = |t: Timestamp| Duration::try_from(now.duration_since(t)).unwrap_or_default();
     // Calls made for an attempt the operator recorded may still be in flight for this long.
     // (A legacy annotation is not trusted for anything, its time included: it is searched
     // for at once, as of the run's creation.)
     let in_flight = status
-        .start_attempt
-        .as_ref()
+        .start_attempt()
         .map(|a| timing.in_flight_for(age(a.time.0)))
         .unwrap_or_default();
     if options.stop_requested() {
@@ -132,14 +128,14 @@ pub fn start_step(
             StartStep::WaitForLostCall(in_flight)
         };
     }
-    if stalled_for(status, generation) {
+    if stalled_for(status.conditions(), generation) {
         return StartStep::WaitForChange;
     }
     let Some(since) = attempt_time else {
         return StartStep::Start;
     };
     // Only an attempt the operator recorded (in status) is repeated with its token.
-    if status.start_attempt.is_some() && timing.may_resend(age(since)) {
+    if status.start_attempt().is_some() && timing.may_resend(age(since)) {
         StartStep::Resend
     } else if in_flight.is_zero() {
         StartStep::SearchThenStart { since }
@@ -151,8 +147,8 @@ pub fn start_step(
 /// Whether a permanent failure was recorded for this generation. A policy refusal and an
 /// error that may heal do not count: they are decided again on every reconcile (a policy,
 /// a namespace label, a project or a permission can change without the run changing).
-fn stalled_for(status: &CodeBuildRunStatus, generation: Option<i64>) -> bool {
-    status.conditions.iter().any(|c| {
+fn stalled_for(conditions: &[Condition], generation: Option<i64>) -> bool {
+    conditions.iter().any(|c| {
         c.type_ == STALLED
             && c.status == "True"
             && c.observed_generation == generation
@@ -172,7 +168,8 @@ pub fn repeat(recorded: &StartAttempt, grant: &Grant) -> Repeat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use crate::api::CodeBuildRunStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn at(secs: i64) -> Timestamp {
         Timestamp::from_second(secs).unwrap()

@@ -13,14 +13,15 @@ use tracing::warn;
 
 use super::super::conditions::Progress;
 use super::super::plan::Note;
+use super::kind::Kind;
 use super::{Error, Step};
-use crate::codebuild::BuildApi;
+use crate::api::{RunStatus, Started};
 use crate::convert;
 
 /// How many failures in a row make a Kubernetes API hiccup worth showing.
 const PERSISTENT_FAILURES: u32 = 3;
 
-impl<B: BuildApi> Step<'_, B> {
+impl<B, K: Kind> Step<'_, B, K> {
     /// Handles `error`: Ok(await change) when it stalls the run, Err for a retry.
     pub(super) async fn fail(&mut self, error: Error) -> Result<Action, Error> {
         let failures = self.ctx.failed(&self.oref);
@@ -45,11 +46,10 @@ impl<B: BuildApi> Step<'_, B> {
         if error.is_permanent() {
             return Some(String::new());
         }
-        if !error.aws_kind().is_some_and(|k| k.may_heal()) || self.current.build.build_id.is_some()
-        {
+        if !error.aws_kind().is_some_and(|k| k.may_heal()) || self.started_id().is_some() {
             return None;
         }
-        let since = self.current.start_attempt.as_ref()?.since().0;
+        let since = self.current.start_attempt()?.since().0;
         let trying = Duration::try_from(convert::now().0.duration_since(since)).ok()?;
         let grace = self.ctx.settings.stall_after;
         (trying >= grace).then(|| {
@@ -70,11 +70,11 @@ impl<B: BuildApi> Step<'_, B> {
         }
     }
 
-    /// The condition (unless the build is final: its outcome stays what the conditions
-    /// say) and, when that changed, a Warning Event.
+    /// The condition (unless the build, or batch, is final: its outcome stays what the
+    /// conditions say) and, when that changed, a Warning Event.
     async fn show(&mut self, error: &Error, message: String) {
         let category = error.category();
-        let changed = if self.current.build.is_final() {
+        let changed = if self.current.started().done() {
             true
         } else {
             let progress = match self.stalled_by(error) {

@@ -1,16 +1,22 @@
 //! Reconcile: carries out what `plan` decides, one object at a time.
 //!
-//! [`reconcile`] is the entry kube-runtime calls. It reads the run (`Step::new`), dispatches
-//! by lifecycle stage (a deleted run: `cleanup`; no build id yet: `start`; a build id:
-//! `follow`), and sends every failure down one road (`failure`), which decides whether it
-//! stalls the run or is retried, and makes it visible as a condition and an Event. `write`
-//! holds the effects every stage shares: status writes, the claim, Events, deletes;
-//! `output` adds what a followed build produced (the failure tail, reports).
+//! [`reconcile`] (a CodeBuildRun) and [`reconcile_batch`] (a CodeBuildBatchRun) are the
+//! entries kube-runtime calls. Both run the one lifecycle: read the object (`Step::new`),
+//! dispatch by lifecycle stage (deleted: the kind's cleanup; no id yet: `start`, shared;
+//! an id: the kind's follow), and send every failure down one road (`failure`), which
+//! decides whether it stalls the run or is retried, and makes it visible as a condition and
+//! an Event. `write` holds the effects every stage shares: status writes, the claim,
+//! Events, deletes. `kind` says what the two kinds supply; `run_kind` (with `follow`,
+//! `output` and `cleanup`) is the CodeBuildRun's, `batch` the CodeBuildBatchRun's; `output`
+//! adds what a followed build produced (the failure tail, reports).
 
+mod batch;
 mod cleanup;
 mod failure;
 mod follow;
+mod kind;
 mod output;
+mod run_kind;
 mod start;
 mod write;
 
@@ -23,15 +29,33 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::warn;
 
+use self::kind::Kind;
 use super::claim::{self, LegacyAttempt};
 use super::{Context, Error};
 use crate::api::names::action;
-use crate::api::{CodeBuildRun, CodeBuildRunStatus, RunOptions};
-use crate::codebuild::{BuildApi, Target};
+use crate::api::{CodeBuildBatchRun, CodeBuildRun, RunOptions, RunStatus, Started};
+use crate::codebuild::{CodeBuild, Target};
+use crate::tracker::RunKey;
 
 /// Reconciles one CodeBuildRun.
-pub async fn reconcile<B: BuildApi>(
+pub async fn reconcile<B: CodeBuild>(
     run: Arc<CodeBuildRun>,
+    ctx: Arc<Context<B>>,
+) -> Result<Action, Error> {
+    reconcile_kind(run, ctx).await
+}
+
+/// Reconciles one CodeBuildBatchRun.
+pub async fn reconcile_batch<B: CodeBuild>(
+    batch: Arc<CodeBuildBatchRun>,
+    ctx: Arc<Context<B>>,
+) -> Result<Action, Error> {
+    reconcile_kind(batch, ctx).await
+}
+
+/// The one reconcile of either kind.
+async fn reconcile_kind<B: CodeBuild, K: Kind>(
+    run: Arc<K>,
     ctx: Arc<Context<B>>,
 ) -> Result<Action, Error> {
     let started = Instant::now();
@@ -43,7 +67,7 @@ pub async fn reconcile<B: BuildApi>(
             .reconciled(started.elapsed(), Err(error.category()));
         return Err(error);
     };
-    let runs: Api<CodeBuildRun> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let runs: Api<K> = Api::namespaced(ctx.kube.clone(), &namespace);
     let mut step = Step::new(run, runs, &ctx);
     let (result, failure) = match step.dispatch().await {
         Ok(action) => {
@@ -60,10 +84,10 @@ pub async fn reconcile<B: BuildApi>(
     result
 }
 
-/// Requeues a transient failure with exponential backoff and jitter (the failure was
-/// recorded, and shown where it should be, by `failure`).
-pub fn error_policy<B: BuildApi>(
-    run: Arc<CodeBuildRun>,
+/// Requeues a transient failure of a run of either kind with exponential backoff and
+/// jitter (the failure was recorded, and shown where it should be, by `failure`).
+pub fn error_policy<B, K: Resource<DynamicType = ()>>(
+    run: Arc<K>,
     error: &Error,
     ctx: Arc<Context<B>>,
 ) -> Action {
@@ -88,41 +112,33 @@ impl Doing {
     };
 }
 
-/// One reconcile of one object.
-struct Step<'a, B> {
-    run: Arc<CodeBuildRun>,
-    /// The runs of the object's namespace.
-    runs: Api<CodeBuildRun>,
+/// One reconcile of one object (a CodeBuildRun unless said otherwise).
+struct Step<'a, B, K: Kind = CodeBuildRun> {
+    run: Arc<K>,
+    /// The objects of this kind in the object's namespace.
+    runs: Api<K>,
     ctx: &'a Context<B>,
-    oref: ObjectRef<CodeBuildRun>,
+    oref: ObjectRef<K>,
     options: RunOptions,
     /// The status as read, then as written; writes are skipped when unchanged.
-    current: CodeBuildRunStatus,
+    current: K::Status,
     /// A start attempt in the annotation of earlier versions, when status has none.
     legacy: Option<LegacyAttempt>,
     doing: Doing,
 }
 
-impl<'a, B: BuildApi> Step<'a, B> {
-    fn new(run: Arc<CodeBuildRun>, runs: Api<CodeBuildRun>, ctx: &'a Context<B>) -> Self {
+impl<'a, B: CodeBuild, K: Kind> Step<'a, B, K> {
+    fn new(run: Arc<K>, runs: Api<K>, ctx: &'a Context<B>) -> Self {
         Step {
             oref: ObjectRef::from_obj(run.as_ref()),
-            options: run.spec.options(),
-            current: run.status.clone().unwrap_or_default(),
-            legacy: claim::legacy_attempt(&run),
+            options: run.options(),
+            current: run.run_status().cloned().unwrap_or_default(),
+            legacy: run.legacy_attempt(),
             run,
             runs,
             ctx,
             doing: Doing::RECONCILING,
         }
-    }
-
-    /// Takes `fresh` as the object to work on.
-    fn reread(&mut self, fresh: CodeBuildRun) {
-        self.options = fresh.spec.options();
-        self.current = fresh.status.clone().unwrap_or_default();
-        self.legacy = claim::legacy_attempt(&fresh);
-        self.run = Arc::new(fresh);
     }
 
     async fn dispatch(&mut self) -> Result<Action, Error> {
@@ -131,18 +147,33 @@ impl<'a, B: BuildApi> Step<'a, B> {
                 // Never claimed (refused, cancelled or invalid before any start).
                 return Ok(Action::await_change());
             }
-            let action = self.cleanup().await?;
+            let action = K::cleanup(self).await?;
             self.release().await?;
             return Ok(action);
         }
-        if self.current.build.build_id.is_none() && !self.refresh().await? {
+        if self.started_id().is_none() && !self.refresh().await? {
             return Ok(Action::await_change());
         }
-        if self.current.build.build_id.is_none() {
+        if self.started_id().is_none() {
             self.start().await
         } else {
-            self.follow().await
+            K::follow(self).await
         }
+    }
+}
+
+impl<B, K: Kind> Step<'_, B, K> {
+    /// Takes `fresh` as the object to work on.
+    fn reread(&mut self, fresh: K) {
+        self.options = fresh.options();
+        self.current = fresh.run_status().cloned().unwrap_or_default();
+        self.legacy = fresh.legacy_attempt();
+        self.run = Arc::new(fresh);
+    }
+
+    /// The id of what the run started, once status records it.
+    fn started_id(&self) -> Option<&str> {
+        self.current.started().started_id()
     }
 
     /// Re-reads the object from the apiserver before anything that may call StartBuild.
@@ -163,8 +194,7 @@ impl<'a, B: BuildApi> Step<'a, B> {
     /// The Region of the run: its attempt's, else its own, else the operator's default.
     fn region(&self) -> String {
         self.current
-            .start_attempt
-            .as_ref()
+            .start_attempt()
             .map(|a| a.region.clone())
             .or_else(|| self.options.region.clone())
             .unwrap_or_else(|| self.ctx.settings.default_region.clone())
@@ -173,7 +203,7 @@ impl<'a, B: BuildApi> Step<'a, B> {
     /// Where and as whom this run's calls go (see `Target::of_attempt`).
     fn target(&self) -> Target {
         Target::of_attempt(
-            self.current.start_attempt.as_ref(),
+            self.current.start_attempt(),
             self.namespace(),
             &self.region(),
         )
@@ -185,5 +215,19 @@ impl<'a, B: BuildApi> Step<'a, B> {
 
     fn uid(&self) -> Result<String, Error> {
         self.run.uid().ok_or(Error::MissingField("metadata.uid"))
+    }
+
+    /// The run's place in a queue for an account's build limit: creation order.
+    fn run_key(&self) -> RunKey {
+        RunKey {
+            created: self
+                .run
+                .meta()
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| t.0.as_second()),
+            namespace: self.namespace().to_owned(),
+            name: self.run.name_any(),
+        }
     }
 }

@@ -1,9 +1,9 @@
-//! A run without a build id: the one start sequence (decide, build the request, claim,
-//! StartBuild, record the build), and the searches and cancellation around it.
+//! A run without an id: the one start sequence of both kinds (decide, build the request,
+//! claim, StartBuild or StartBuildBatch, record what started), and the searches and
+//! cancellation around it.
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_codebuild::operation::start_build::StartBuildInput;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -13,14 +13,14 @@ use tracing::info;
 
 use super::super::conditions::Progress;
 use super::super::plan::{self, Grant, Note, Repeat, StartStep, hints};
-use super::super::recovery;
+use super::kind::{Kind, StartedOf};
 use super::{Doing, Error, Step};
 use crate::api::names::{action, reason};
-use crate::api::{BuildInfo, StartAttempt};
-use crate::codebuild::{ApiError, BuildApi, ErrorKind, Target};
-use crate::convert::{self, build_info, start_build_input};
-use crate::policy::{Decision, RunRequest, hygiene};
-use crate::tracker::{Admission, RunKey};
+use crate::api::{RunStatus, StartAttempt, Started};
+use crate::codebuild::{ApiError, CodeBuild, ErrorKind, Target};
+use crate::convert;
+use crate::policy::Decision;
+use crate::tracker::Admission;
 
 /// Whether CodeBuild refused a StartBuild because its token was first used with other
 /// parameters.
@@ -36,31 +36,42 @@ fn is_token_mismatch(error: &ApiError) -> bool {
 const NAMESPACE_RETRY: Duration = Duration::from_secs(1);
 
 impl Doing {
-    const DECIDING: Doing = Doing {
-        action: action::START_BUILD,
-        what: "deciding whether the run may start",
-    };
-    const CLAIMING: Doing = Doing {
-        action: action::START_BUILD,
-        what: "recording the start attempt",
-    };
-    const STARTING: Doing = Doing {
-        action: action::START_BUILD,
-        what: "starting the build",
-    };
-    const SEARCHING: Doing = Doing {
-        action: action::START_BUILD,
-        what: "searching for the build of an earlier start attempt",
-    };
+    fn deciding(action: &'static str) -> Doing {
+        Doing {
+            action,
+            what: "deciding whether the run may start",
+        }
+    }
+
+    fn claiming(action: &'static str) -> Doing {
+        Doing {
+            action,
+            what: "recording the start attempt",
+        }
+    }
+
+    fn starting<K: Kind>() -> Doing {
+        Doing {
+            action: K::WORDS.start_action,
+            what: K::WORDS.starting,
+        }
+    }
+
+    fn searching<K: Kind>() -> Doing {
+        Doing {
+            action: K::WORDS.start_action,
+            what: K::WORDS.searching,
+        }
+    }
 }
 
-impl<B: BuildApi> Step<'_, B> {
+impl<B: CodeBuild, K: Kind> Step<'_, B, K> {
     pub(super) async fn start(&mut self) -> Result<Action, Error> {
         let step = plan::start_step(
             &self.current,
             &self.options,
             self.legacy.as_ref().map(|l| l.since.0),
-            self.run.metadata.generation,
+            self.run.meta().generation,
             convert::now().0,
             &self.ctx.settings.start_timing(),
         );
@@ -71,7 +82,7 @@ impl<B: BuildApi> Step<'_, B> {
             StartStep::Cancel { search_since } => self.cancel(search_since).await,
             StartStep::Start => self.begin(None).await,
             StartStep::Resend => {
-                let recorded = self.current.start_attempt.clone();
+                let recorded = self.current.start_attempt().cloned();
                 self.begin(recorded).await
             }
             StartStep::SearchThenStart { since } => self.search_then_start(since).await,
@@ -84,7 +95,7 @@ impl<B: BuildApi> Step<'_, B> {
         if self.legacy.is_none() {
             let target = self.target();
             if let Some(found) = self.search(&target, since).await? {
-                return self.adopt(found, reason::BUILD_RECOVERED, None).await;
+                return self.adopt(found, K::WORDS.recovered, None).await;
             }
             return self.begin(None).await;
         }
@@ -96,9 +107,7 @@ impl<B: BuildApi> Step<'_, B> {
         let mut attempt = self.new_attempt(grant)?;
         attempt.time = Time(since);
         if let Some(found) = self.search(&self.target_of(&attempt), since).await? {
-            return self
-                .adopt(found, reason::BUILD_RECOVERED, Some(attempt))
-                .await;
+            return self.adopt(found, K::WORDS.recovered, Some(attempt)).await;
         }
         self.begin(None).await
     }
@@ -123,52 +132,56 @@ impl<B: BuildApi> Step<'_, B> {
                     }
                     let target = self.target();
                     if let Some(found) = self.search(&target, recorded.time.0).await? {
-                        return self.adopt(found, reason::BUILD_RECOVERED, None).await;
+                        return self.adopt(found, K::WORDS.recovered, None).await;
                     }
                     self.new_attempt(grant)?
                 }
             },
             None => self.new_attempt(grant)?,
         };
-        let input = self.start_input(&attempt)?;
-        let admission =
-            self.ctx
+        let input = self
+            .run
+            .start_input(&attempt.idempotency_token, &self.uid()?)?;
+        if K::QUEUES_FOR_BUILD_LIMIT {
+            let target = self.target_of(&attempt);
+            let admission = self
+                .ctx
                 .capacity
-                .admit(&self.target_of(&attempt), &self.run_key(), Instant::now());
-        if let Admission::Wait { .. } = admission {
-            return self.wait_for_capacity(&attempt, admission).await;
+                .admit(&target, &self.run_key(), Instant::now());
+            if let Admission::Wait { .. } = admission {
+                return self.wait_for_capacity(&attempt, admission).await;
+            }
         }
         // The client's pace for this target (it slows down when CodeBuild throttles): a
         // short wait, before anything is recorded.
         if let Err(wait) = self.ctx.codebuild.start_permit(&self.target_of(&attempt)) {
             return Ok(Action::requeue(wait));
         }
-        if self.current.start_attempt.as_ref() != Some(&attempt) {
+        if self.current.start_attempt() != Some(&attempt) {
             self.warn_about_setup().await;
         }
-        self.doing = Doing::CLAIMING;
+        self.doing = Doing::claiming(K::WORDS.start_action);
         let starting = Progress::InProgress {
             reason: reason::STARTING.to_owned(),
-            message: format!("starting a build of project {}", self.run.spec.project_name),
+            message: format!(
+                "starting a {} of project {}",
+                K::WORDS.thing,
+                self.run.project_name()
+            ),
         };
         self.claim(&attempt, &starting).await?;
-        self.start_build(&attempt, input).await
+        self.call_start(&attempt, input).await
     }
 
     /// Checks the run against the CodeBuildRunPolicies (when they are enforced): the grant,
     /// None while the run's namespace is not in the watch cache yet, or a refusal.
     fn authorize(&mut self) -> Result<Option<Grant>, Error> {
-        self.doing = Doing::DECIDING;
+        self.doing = Doing::deciding(K::WORDS.start_action);
         let Some(policies) = &self.ctx.policies else {
             return Ok(Some(Grant::default()));
         };
         let region = self.region();
-        let request = RunRequest {
-            namespace: self.namespace(),
-            region: &region,
-            spec: &self.run.spec,
-        };
-        match policies.decide(&request) {
+        match self.run.decide(policies, self.namespace(), &region) {
             None => Ok(None),
             Some(Decision::Allowed { policy, role_arn }) => Ok(Some(Grant {
                 policy: Some(policy),
@@ -182,16 +195,9 @@ impl<B: BuildApi> Step<'_, B> {
     /// run's first attempt).
     fn new_attempt(&self, grant: Grant) -> Result<StartAttempt, Error> {
         Ok(StartAttempt {
-            idempotency_token: plan::idempotency_token(
-                self.run.spec.idempotency_token.as_deref(),
-                &self.uid()?,
-            ),
+            idempotency_token: plan::idempotency_token(self.run.spec_token(), &self.uid()?),
             time: convert::now(),
-            first_time: self
-                .current
-                .start_attempt
-                .as_ref()
-                .map(|a| a.since().clone()),
+            first_time: self.current.start_attempt().map(|a| a.since().clone()),
             region: self.region(),
             role_arn: grant.role_arn,
             policy: grant.policy,
@@ -203,34 +209,21 @@ impl<B: BuildApi> Step<'_, B> {
         Target::of_attempt(Some(attempt), self.namespace(), &attempt.region)
     }
 
-    /// The StartBuild request of `attempt` (an invalid spec is a permanent failure).
-    fn start_input(&self, attempt: &StartAttempt) -> Result<StartBuildInput, Error> {
-        Ok(start_build_input(
-            &self.run.spec,
-            &attempt.idempotency_token,
-            &self.uid()?,
-        )?)
-    }
-
-    /// StartBuild as the identity of `attempt`, then the build id in status.
-    async fn start_build(
+    /// StartBuild (StartBuildBatch) as the identity of `attempt`, then the id in status.
+    async fn call_start(
         &mut self,
         attempt: &StartAttempt,
-        input: StartBuildInput,
+        input: K::Input,
     ) -> Result<Action, Error> {
-        self.doing = Doing::STARTING;
-        let started = self
-            .ctx
-            .codebuild
-            .start_build(&self.target_of(attempt), input)
-            .await;
+        self.doing = Doing::starting::<K>();
         let target = self.target_of(attempt);
-        let build = match started {
-            Ok(build) => build,
+        let started = K::call_start(self.ctx.codebuild.as_ref(), &target, input).await;
+        let started = match started {
+            Ok(started) => started,
             Err(e) if is_token_mismatch(&e) => {
                 return Err(self.token_in_use(&attempt.idempotency_token, e).await);
             }
-            Err(e) if e.kind == ErrorKind::AccountLimitExceeded => {
+            Err(e) if K::QUEUES_FOR_BUILD_LIMIT && e.kind == ErrorKind::AccountLimitExceeded => {
                 let (key, now) = (self.run_key(), Instant::now());
                 self.ctx.capacity.refused(&target, &key, now);
                 let admission = self.ctx.capacity.admit(&target, &key, now);
@@ -238,24 +231,11 @@ impl<B: BuildApi> Step<'_, B> {
             }
             Err(e) => return Err(e.into()),
         };
-        self.ctx.capacity.started(&target, &self.run_key());
-        self.ctx.metrics.build_started(&self.run);
-        self.adopt(build_info(&build), reason::BUILD_STARTED, None)
-            .await
-    }
-
-    /// The run's place in a queue for an account's build limit: creation order.
-    pub(super) fn run_key(&self) -> RunKey {
-        RunKey {
-            created: self
-                .run
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map_or(0, |t| t.0.as_second()),
-            namespace: self.namespace().to_owned(),
-            name: self.run.name_any(),
+        if K::QUEUES_FOR_BUILD_LIMIT {
+            self.ctx.capacity.started(&target, &self.run_key());
         }
+        K::count_start(&self.ctx.metrics, &self.run);
+        self.adopt(started, K::WORDS.started, None).await
     }
 
     /// Shows the run's place in the queue for the account's build limit, and asks again
@@ -276,10 +256,9 @@ impl<B: BuildApi> Step<'_, B> {
         };
         let since = self
             .current
-            .start_attempt
-            .as_ref()
+            .start_attempt()
             .map(|a| a.since().0)
-            .or_else(|| self.run.metadata.creation_timestamp.as_ref().map(|t| t.0));
+            .or_else(|| self.run.meta().creation_timestamp.as_ref().map(|t| t.0));
         let progress = plan::capacity::waiting(
             &attempt.region,
             position,
@@ -302,7 +281,7 @@ impl<B: BuildApi> Step<'_, B> {
                 .items
                 .into_iter()
                 .filter(|r| r.uid() != self.run.uid())
-                .filter(|r| r.spec.idempotency_token.as_deref() == Some(token))
+                .filter(|r| r.spec_token() == Some(token))
                 .map(|r| format!("run {}", r.name_any()))
                 .collect(),
             Err(_) => Vec::new(),
@@ -314,60 +293,44 @@ impl<B: BuildApi> Step<'_, B> {
         }
     }
 
-    /// Finds the build an earlier attempt may have started (its marker), as `target`.
+    /// Finds what an earlier attempt may have started (its marker), as `target`.
     async fn search(
         &mut self,
         target: &Target,
         since: Timestamp,
-    ) -> Result<Option<BuildInfo>, Error> {
-        self.doing = Doing::SEARCHING;
-        let found = recovery::find_build(
-            self.ctx.codebuild.as_ref(),
-            target,
-            &self.run.spec.project_name,
-            &self.uid()?,
-            since,
-        )
-        .await?;
-        if let Some(build) = &found {
-            info!(run = %self.oref, build = ?build.id, "found the build of an unrecorded start attempt");
+    ) -> Result<Option<StartedOf<K>>, Error> {
+        self.doing = Doing::searching::<K>();
+        let (project, uid) = (self.run.project_name(), self.uid()?);
+        let found = K::search(self.ctx.codebuild.as_ref(), target, project, &uid, since).await?;
+        if let Some(found) = &found {
+            info!(run = %self.oref, id = ?found.started_id(), thing = K::WORDS.thing,
+                "found what an unrecorded start attempt started");
         }
-        Ok(found.as_ref().map(build_info))
+        Ok(found)
     }
 
-    /// Records a build (just started, or found again) in status, with `attempt` when the
-    /// status records none yet.
+    /// Records what was started (just now, or found again) in status, with `attempt` when
+    /// the status records none yet.
     async fn adopt(
         &mut self,
-        info: BuildInfo,
+        info: StartedOf<K>,
         reason: &'static str,
         attempt: Option<StartAttempt>,
     ) -> Result<Action, Error> {
         let mut next = self.current.clone();
-        next.build = info.clone();
-        if attempt.is_some() {
-            next.start_attempt = attempt;
+        next.set_started(info.clone());
+        if let Some(attempt) = attempt {
+            next.set_start_attempt(attempt);
         }
-        let progress = plan::build_progress(&info);
+        let progress = K::progress(&info);
         self.write(next, &progress).await?;
-        let id = info.build_id.as_deref().unwrap_or("?");
-        let number = info
-            .build_number
-            .map(|n| format!(" (#{n})"))
-            .unwrap_or_default();
-        let logs = info
-            .logs
-            .as_ref()
-            .and_then(|l| l.deep_link.as_deref())
-            .map(|l| format!("; logs: {l}"))
-            .unwrap_or_default();
-        let verb = if reason == reason::BUILD_STARTED {
+        let verb = if reason == K::WORDS.started {
             "started"
         } else {
             "found"
         };
-        let message = format!("{verb} build {id}{number}{logs}");
-        self.publish(Note::normal(reason, action::START_BUILD, message))
+        let message = K::started_message(&info, verb);
+        self.publish(Note::normal(reason, K::WORDS.start_action, message))
             .await;
         Ok(Action::await_change())
     }
@@ -379,21 +342,22 @@ impl<B: BuildApi> Step<'_, B> {
             let target = self.target();
             match self.search(&target, since).await {
                 Ok(Some(found)) => {
-                    return self.adopt(found, reason::BUILD_RECOVERED, None).await;
+                    return self.adopt(found, K::WORDS.recovered, None).await;
                 }
                 Ok(None) => {}
                 Err(Error::Aws(e)) if e.kind == ErrorKind::ProjectNotFound => {}
                 Err(e) => return Err(e),
             }
         }
+        let thing = K::WORDS.thing;
         let progress = Progress::Failed {
             reason: reason::STOPPED.into(),
-            message: "stop requested before a build was started; no build was started".into(),
+            message: format!("stop requested before a {thing} was started; no {thing} was started"),
         };
         if self.write(self.current.clone(), &progress).await? {
-            let message = "stop requested before start: no build was started";
-            self.publish(Note::normal(reason::CANCELLED, action::STOP_BUILD, message))
-                .await;
+            let message = format!("stop requested before start: no {thing} was started");
+            let note = Note::normal(reason::CANCELLED, K::WORDS.stop_action, message);
+            self.publish(note).await;
         }
         // No build exists: nothing is left to stop on a delete.
         self.ctx.capacity.forget(&self.run_key());
@@ -404,13 +368,14 @@ impl<B: BuildApi> Step<'_, B> {
     /// Warning Events for a setup that works, but not as hoped: PLAINTEXT variables whose
     /// names look like secrets; a TTL on a run a GitOps tool would recreate.
     async fn warn_about_setup(&self) {
-        if let Some(message) = hygiene::plaintext_warning(&self.run.spec) {
-            let note = Note::warning(reason::PLAINTEXT_SECRET, action::START_BUILD, message);
+        let action = K::WORDS.start_action;
+        if let Some(message) = self.run.plaintext_warning() {
+            let note = Note::warning(reason::PLAINTEXT_SECRET, action, message);
             self.publish(note).await;
         }
         let (labels, annotations) = (self.run.labels(), self.run.annotations());
         if let Some(message) = hints::ttl_under_gitops(labels, annotations, &self.options) {
-            let note = Note::warning(reason::TTL_UNDER_GITOPS, action::START_BUILD, message);
+            let note = Note::warning(reason::TTL_UNDER_GITOPS, action, message);
             self.publish(note).await;
         }
     }

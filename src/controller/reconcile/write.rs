@@ -3,30 +3,30 @@
 
 use std::sync::Arc;
 
+use kube::ResourceExt;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::Event;
-use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
 use super::super::claim;
 use super::super::conditions::{Progress, conditions};
 use super::super::plan::Note;
+use super::kind::Kind;
 use super::{Error, Step};
-use crate::api::{CodeBuildRun, CodeBuildRunStatus, FIELD_MANAGER, StartAttempt};
-use crate::codebuild::BuildApi;
+use crate::api::{FIELD_MANAGER, RunStatus, StartAttempt};
 use crate::convert;
 
 /// The longest Event note the apiserver takes (bytes).
 const NOTE_MAX: usize = 1000;
 
-impl<B: BuildApi> Step<'_, B> {
+impl<B, K: Kind> Step<'_, B, K> {
     /// Writes `next` with conditions for `progress` when it differs from the current status
     /// (server-side apply on the status subresource). Returns whether it wrote.
     pub(super) async fn write(
         &mut self,
-        next: CodeBuildRunStatus,
+        next: K::Status,
         progress: &Progress,
     ) -> Result<bool, Error> {
         let next = self.with_conditions(next, progress);
@@ -46,21 +46,29 @@ impl<B: BuildApi> Step<'_, B> {
         attempt: &StartAttempt,
         starting: &Progress,
     ) -> Result<(), Error> {
-        if self.current.start_attempt.as_ref() != Some(attempt)
-            || self.current.conditions.is_empty()
-        {
+        if self.current.start_attempt() != Some(attempt) || self.current.conditions().is_empty() {
             let mut next = self.current.clone();
-            next.start_attempt = Some(attempt.clone());
-            let next = self.with_conditions(next, starting);
-            let version = self.run.resource_version();
-            self.apply_status(next, version).await?;
+            next.set_start_attempt(attempt.clone());
+            self.claim_with(next, starting).await?;
         }
         self.ensure_finalizer().await
     }
 
+    /// Writes `next` with the conditions of `progress`, carrying the resourceVersion the
+    /// decision was made on (the first write of a claim: a start, or a batch's retry).
+    pub(super) async fn claim_with(
+        &mut self,
+        next: K::Status,
+        progress: &Progress,
+    ) -> Result<(), Error> {
+        let next = self.with_conditions(next, progress);
+        let version = self.run.resource_version();
+        self.apply_status(next, version).await
+    }
+
     /// Adds the finalizer when the run lacks it (a conflict if the object changed).
     pub(super) async fn ensure_finalizer(&mut self) -> Result<(), Error> {
-        let Some(patch) = claim::finalizer_patch(&self.run) else {
+        let Some(patch) = claim::finalizer_patch(self.run.as_ref()) else {
             return Ok(());
         };
         let claimed = self
@@ -104,7 +112,7 @@ impl<B: BuildApi> Step<'_, B> {
     }
 
     /// The JSON patch of [`claim::release_patch`] for `run`, when it carries the finalizer.
-    async fn remove_finalizer(&self, run: &CodeBuildRun) -> Result<(), kube::Error> {
+    async fn remove_finalizer(&self, run: &K) -> Result<(), kube::Error> {
         let Some(patch) = claim::release_patch(run) else {
             return Ok(());
         };
@@ -158,19 +166,15 @@ impl<B: BuildApi> Step<'_, B> {
 
     /// `next` with observedGeneration and the conditions for `progress` (transition times
     /// kept where a condition's status did not change).
-    fn with_conditions(
-        &self,
-        mut next: CodeBuildRunStatus,
-        progress: &Progress,
-    ) -> CodeBuildRunStatus {
-        let generation = self.run.metadata.generation;
-        next.observed_generation = generation;
-        next.conditions = conditions(
+    fn with_conditions(&self, mut next: K::Status, progress: &Progress) -> K::Status {
+        let generation = self.run.meta().generation;
+        let conditions = conditions(
             progress,
             generation,
-            &self.current.conditions,
+            self.current.conditions(),
             &convert::now(),
         );
+        next.set_conditions(generation, conditions);
         next
     }
 
@@ -178,12 +182,12 @@ impl<B: BuildApi> Step<'_, B> {
     /// if the object is still at it.
     async fn apply_status(
         &mut self,
-        next: CodeBuildRunStatus,
+        next: K::Status,
         resource_version: Option<String>,
     ) -> Result<(), Error> {
         let mut patch = json!({
-            "apiVersion": CodeBuildRun::api_version(&()),
-            "kind": CodeBuildRun::kind(&()),
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
             "status": next,
         });
         if let Some(version) = resource_version {

@@ -1,27 +1,35 @@
-//! One kube-runtime Controller per watched namespace: its watch (and cache, which the
-//! tracker derives its polling set from), the triggers that wake it (changed builds,
-//! paced; policy changes; taking the lead), readiness, and the leadership gate.
+//! One kube-runtime Controller per watched namespace and kind (CodeBuildRun,
+//! CodeBuildBatchRun): its watch (and cache, which the tracker derives its polling set
+//! from), the triggers that wake it (changed builds or batches, paced; policy changes;
+//! taking the lead), readiness, and the leadership gate. Both kinds are wired the same way
+//! ([`Watchable`] says what differs).
 
+use std::fmt::Debug;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::channel::mpsc;
 use futures::{Stream, StreamExt, stream};
 use kube::Client;
+use kube::Resource;
 use kube::api::Api;
+use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::{self, Action};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::super::{Context, Error, OperatorSettings, error_policy, reconcile};
-use crate::api::{CodeBuildRun, START_ATTEMPT_ANNOTATION};
-use crate::codebuild::BuildApi;
+use super::super::{Context, Error, OperatorSettings, error_policy, reconcile, reconcile_batch};
+use crate::api::{CodeBuildBatchRun, CodeBuildRun, START_ATTEMPT_ANNOTATION};
+use crate::codebuild::CodeBuild;
 use crate::leader::Leadership;
 use crate::output::ReportReader;
 use crate::policy::Policies;
 use crate::server::Readiness;
-use crate::tracker::{Pace, Tracker, paced};
+use crate::tracker::{BatchTracker, Pace, Tracker, paced};
 
 /// How often readiness re-checks whether a watch cache has synced.
 const CACHE_POLL: Duration = Duration::from_millis(250);
@@ -30,12 +38,81 @@ const POLICY_SETTLE: Duration = Duration::from_millis(200);
 /// How long a trigger counts against the pacing limit when its reconcile never reports.
 const TRIGGER_LEASE: Duration = Duration::from_secs(30);
 
-/// A controller for the runs of one namespace (None: all), and what it shares.
+/// A kind the operator watches and reconciles.
+pub(super) trait Watchable:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// What the readiness gate calls its watch cache.
+    const CACHE: &'static str;
+    /// Drops the parts no reconcile reads before the watch cache stores the object.
+    fn strip(&mut self);
+    /// Whether the object has started nothing yet (a policy change may change its fate).
+    fn waiting(&self) -> bool;
+    /// Reconciles it.
+    fn reconcile<B: CodeBuild>(
+        obj: Arc<Self>,
+        ctx: Arc<Context<B>>,
+    ) -> impl Future<Output = Result<Action, Error>> + Send + 'static;
+}
+
+impl Watchable for CodeBuildRun {
+    const CACHE: &'static str = "the watch cache of";
+
+    fn strip(&mut self) {
+        strip_unneeded_fields(self);
+    }
+
+    fn waiting(&self) -> bool {
+        self.status
+            .as_ref()
+            .is_none_or(|s| s.build.build_id.is_none())
+    }
+
+    fn reconcile<B: CodeBuild>(
+        obj: Arc<Self>,
+        ctx: Arc<Context<B>>,
+    ) -> impl Future<Output = Result<Action, Error>> + Send + 'static {
+        reconcile(obj, ctx)
+    }
+}
+
+impl Watchable for CodeBuildBatchRun {
+    const CACHE: &'static str = "the batch run watch cache of";
+
+    /// As for a CodeBuildRun (batch runs never carried the legacy annotation).
+    fn strip(&mut self) {
+        self.metadata.managed_fields = None;
+        if let Some(annotations) = self.metadata.annotations.as_mut() {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        self.status.as_ref().is_none_or(|s| s.batch.id.is_none())
+    }
+
+    fn reconcile<B: CodeBuild>(
+        obj: Arc<Self>,
+        ctx: Arc<Context<B>>,
+    ) -> impl Future<Output = Result<Action, Error>> + Send + 'static {
+        reconcile_batch(obj, ctx)
+    }
+}
+
+/// The controllers for the runs and batch runs of one namespace (None: all), and what
+/// they share.
 pub(super) struct Watched<B> {
     pub namespace: Option<String>,
     pub client: Client,
     pub ctx: Arc<Context<B>>,
     pub tracker: Tracker<B>,
+    pub batches: BatchTracker<B>,
     pub reports: Option<ReportReader<B>>,
     pub policies: Option<Policies>,
     pub leadership: Leadership,
@@ -44,27 +121,50 @@ pub(super) struct Watched<B> {
     pub settings: OperatorSettings,
 }
 
-impl<B: BuildApi> Watched<B> {
-    /// Runs the controller until the stop signal (in-flight reconciles finish first).
+impl<B: CodeBuild> Watched<B> {
+    /// Runs both controllers until the stop signal (in-flight reconciles finish first).
     pub async fn run(self) {
-        let runs: Api<CodeBuildRun> = match &self.namespace {
+        let runs = self.run_kind::<CodeBuildRun>(
+            |store| {
+                self.tracker.follow(store.clone());
+                let reports = self.reports.as_ref()?;
+                reports.follow(store);
+                Some(reports.triggers(self.namespace.clone()))
+            },
+            self.tracker.triggers(self.namespace.clone()),
+        );
+        let batches = self.run_kind::<CodeBuildBatchRun>(
+            |store| {
+                self.batches.follow(store);
+                None
+            },
+            self.batches.triggers(self.namespace.clone()),
+        );
+        futures::join!(runs, batches);
+    }
+
+    /// Runs the controller of kind `K`: `follow` hands its watch cache to the tracker (and
+    /// the report reader, whose wake-ups it returns), and `triggers` are the tracker's
+    /// wake-ups for it.
+    async fn run_kind<K: Watchable>(
+        &self,
+        follow: impl FnOnce(Store<K>) -> Option<mpsc::UnboundedReceiver<ObjectRef<K>>>,
+        triggers: mpsc::UnboundedReceiver<ObjectRef<K>>,
+    ) {
+        let objects: Api<K> = match &self.namespace {
             Some(ns) => Api::namespaced(self.client.clone(), ns),
             None => Api::all(self.client.clone()),
         };
         // The cache keeps what reconcile reads; managedFields (about a third of each
         // object) and kubectl's last-applied copy are dropped as they arrive.
         let (reader, writer) = reflector::store();
-        let watch = watcher(runs, watcher::Config::default().any_semantic())
+        let watch = watcher(objects, watcher::Config::default().any_semantic())
             .default_backoff()
-            .modify(strip_unneeded_fields)
+            .modify(K::strip)
             .reflect(writer)
             .applied_objects();
-        self.tracker.follow(reader.clone());
-        let (refreshes, pace) = paced(
-            self.tracker.triggers(self.namespace.clone()),
-            self.settings.refresh_limit(),
-            TRIGGER_LEASE,
-        );
+        let reported = follow(reader.clone());
+        let (refreshes, pace) = paced(triggers, self.settings.refresh_limit(), TRIGGER_LEASE);
         let mut stop = self.stop.clone();
         let mut controller = Controller::for_stream(watch, reader.clone())
             .with_config(
@@ -74,9 +174,8 @@ impl<B: BuildApi> Watched<B> {
             .graceful_shutdown_on(async move {
                 let _ = stop.wait_for(|stopping| *stopping).await;
             });
-        if let Some(reports) = &self.reports {
-            reports.follow(reader.clone());
-            controller = controller.reconcile_on(reports.triggers(self.namespace.clone()));
+        if let Some(reported) = reported {
+            controller = controller.reconcile_on(reported);
         }
         if let Some(policies) = &self.policies {
             controller = controller.reconcile_on(waiting_runs(policies.changes(), reader));
@@ -87,7 +186,7 @@ impl<B: BuildApi> Watched<B> {
             let acquired = stream::once(async move { leadership.acquired().await });
             controller = controller.reconcile_all_on(acquired.chain(stream::pending()));
         }
-        self.report_synced(controller.store());
+        self.report_synced(K::CACHE, controller.store());
         let leadership = self.leadership.clone();
         controller
             .run(
@@ -106,11 +205,11 @@ impl<B: BuildApi> Watched<B> {
             .await;
     }
 
-    /// Opens this namespace's readiness gate once its watch cache has synced.
-    fn report_synced(&self, store: Store<CodeBuildRun>) {
+    /// Opens this namespace's readiness gate of `cache` once the watch cache has synced.
+    fn report_synced<K: Watchable>(&self, cache: &str, store: Store<K>) {
         let ns = self.namespace.clone();
         let gate = self.readiness.gate(format!(
-            "the watch cache of {}",
+            "{cache} {}",
             ns.as_deref().unwrap_or("all namespaces")
         ));
         tokio::spawn(async move {
@@ -120,7 +219,7 @@ impl<B: BuildApi> Watched<B> {
             loop {
                 match tokio::time::timeout(CACHE_POLL, store.wait_until_ready()).await {
                     Ok(Ok(())) => {
-                        info!(namespace = ?ns, "watch cache synced");
+                        info!(namespace = ?ns, kind = %K::kind(&()), "watch cache synced");
                         gate.open();
                         return;
                     }
@@ -134,15 +233,15 @@ impl<B: BuildApi> Watched<B> {
 
 /// Reconciles when this replica leads; a standby does nothing (the leader's reconcile-all
 /// on taking over catches up with what it skipped). Reports every reconcile to the pacer.
-async fn gated_reconcile<B: BuildApi>(
-    run: Arc<CodeBuildRun>,
+async fn gated_reconcile<B: CodeBuild, K: Watchable>(
+    run: Arc<K>,
     ctx: Arc<Context<B>>,
     leadership: Leadership,
-    pace: Pace<ObjectRef<CodeBuildRun>>,
+    pace: Pace<ObjectRef<K>>,
 ) -> Result<Action, Error> {
     let oref = ObjectRef::from_obj(run.as_ref());
     let result = if leadership.is_leader() {
-        reconcile(run, ctx).await
+        K::reconcile(run, ctx).await
     } else {
         Ok(Action::await_change())
     };
@@ -150,25 +249,21 @@ async fn gated_reconcile<B: BuildApi>(
     result
 }
 
-/// The runs to look at again after a policy or a namespace changed: those without a build
-/// (refused, or not started yet). Changes are gathered for [`POLICY_SETTLE`] first, so a
-/// burst of policy edits wakes each run once.
-fn waiting_runs(
+/// The objects to look at again after a policy or a namespace changed: those that started
+/// nothing (refused, or not started yet). Changes are gathered for [`POLICY_SETTLE`] first,
+/// so a burst of policy edits wakes each object once.
+fn waiting_runs<K: Watchable>(
     changes: watch::Receiver<u64>,
-    store: Store<CodeBuildRun>,
-) -> impl Stream<Item = ObjectRef<CodeBuildRun>> + Send + 'static {
+    store: Store<K>,
+) -> impl Stream<Item = ObjectRef<K>> + Send + 'static {
     stream::unfold((changes, store), |(mut changes, store)| async move {
         changes.changed().await.ok()?;
         tokio::time::sleep(POLICY_SETTLE).await;
         changes.borrow_and_update();
-        let refs: Vec<ObjectRef<CodeBuildRun>> = store
+        let refs: Vec<ObjectRef<K>> = store
             .state()
             .iter()
-            .filter(|run| {
-                run.status
-                    .as_ref()
-                    .is_none_or(|s| s.build.build_id.is_none())
-            })
+            .filter(|run| run.waiting())
             .map(|run| ObjectRef::from_obj(run.as_ref()))
             .collect();
         Some((stream::iter(refs), (changes, store)))

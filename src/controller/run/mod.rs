@@ -16,13 +16,13 @@ use tracing::info;
 
 use super::{Context, OperatorSettings};
 use crate::api::FIELD_MANAGER;
-use crate::codebuild::{AwsBuildApi, BuildApi};
+use crate::codebuild::{AwsBuildApi, CodeBuild};
 use crate::leader::{self, Election, ElectionClients, Leadership};
 use crate::metrics::Metrics;
 use crate::output::ReportReader;
 use crate::policy::Policies;
 use crate::server::{self, Readiness};
-use crate::tracker::{Capacity, Tracker};
+use crate::tracker::{BatchTracker, Capacity, Tracker, rounds};
 
 /// Runs the operator until SIGTERM or SIGINT; in-flight reconciles finish first.
 pub async fn run(settings: OperatorSettings) -> anyhow::Result<()> {
@@ -77,7 +77,7 @@ pub struct Wiring {
 ///
 /// The metrics and health server starts first, so `/healthz` answers and `/readyz` says
 /// what it waits for while the apiserver is still out of reach.
-pub async fn run_with<B: BuildApi>(
+pub async fn run_with<B: CodeBuild>(
     clients: Clients,
     codebuild: Arc<B>,
     metrics: Arc<Metrics>,
@@ -127,7 +127,7 @@ struct Operator<B> {
     stop: watch::Receiver<bool>,
 }
 
-impl<B: BuildApi> Operator<B> {
+impl<B: CodeBuild> Operator<B> {
     async fn operate(self) -> anyhow::Result<()> {
         let Some(policies) = self.start_up().await? else {
             return Ok(());
@@ -135,12 +135,16 @@ impl<B: BuildApi> Operator<B> {
         let tracker = Tracker::new(self.codebuild.clone(), &self.wiring.default_region)
             .with_metrics(self.metrics.clone())
             .with_capacity(Capacity::new(self.wiring.settings.poll_interval));
+        let batches = BatchTracker::new(self.codebuild.clone(), &self.wiring.default_region);
         let reports = self
             .wiring
             .settings
             .read_reports
             .then(|| ReportReader::new(self.codebuild.clone(), &self.wiring.default_region));
-        let ctx = Arc::new(self.context(&tracker, reports.as_ref(), policies.clone()));
+        let ctx = Arc::new(
+            self.context(&tracker, reports.as_ref(), policies.clone())
+                .with_batches(batches.cache()),
+        );
         let (leadership, election) = self.elect();
         let settings = &self.wiring.settings;
         info!(
@@ -154,6 +158,7 @@ impl<B: BuildApi> Operator<B> {
                 client: self.clients.main.clone(),
                 ctx: ctx.clone(),
                 tracker: tracker.clone(),
+                batches: batches.clone(),
                 reports: reports.clone(),
                 policies: policies.clone(),
                 leadership: leadership.clone(),
@@ -164,7 +169,8 @@ impl<B: BuildApi> Operator<B> {
             .run()
         }));
         // Only the leader polls CodeBuild, reads reports and writes the admission policy.
-        let tracker_loop = leader_only(&leadership, tracker.run(settings.poll_interval));
+        let polling = rounds(tracker.clone(), batches, settings.poll_interval);
+        let tracker_loop = leader_only(&leadership, polling);
         let admission_loop = leader_only(&leadership, self.admission_loop(policies));
         let poll_interval = settings.poll_interval;
         let report_loop = leader_only(&leadership, async move {

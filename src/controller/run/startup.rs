@@ -6,10 +6,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
-use kube::{Client, CustomResourceExt};
+use kube::core::NamespaceResourceScope;
+use kube::{Client, CustomResourceExt, Resource};
+use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use crate::api::{CodeBuildRun, CodeBuildRunPolicy};
+use crate::api::{CodeBuildBatchRun, CodeBuildRun, CodeBuildRunPolicy};
 use crate::policy::Policies;
 use crate::server::Readiness;
 
@@ -45,9 +47,9 @@ pub(super) fn warn_unenforced() {
     );
 }
 
-/// Waits until the CodeBuildRun API answers. Fails with a clear message when the CRD is
-/// not installed or this identity may not list it (neither fixes itself); retries, with a
-/// capped backoff, while the apiserver cannot be reached.
+/// Waits until the CodeBuildRun and CodeBuildBatchRun APIs answer. Fails with a clear
+/// message when a CRD is not installed or this identity may not list it (neither fixes
+/// itself); retries, with a capped backoff, while the apiserver cannot be reached.
 ///
 /// Lists where the controllers will watch (each namespace, or all), so a namespaced
 /// installation needs no cluster-wide permission.
@@ -56,23 +58,39 @@ pub(super) async fn wait_for_crd(
     namespaces: &[Option<String>],
 ) -> anyhow::Result<()> {
     for ns in namespaces {
-        let runs: Api<CodeBuildRun> = match ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
-        let listed = until_answered(|| async {
-            runs.list(&ListParams::default().limit(1)).await.map(|_| ())
-        })
-        .await;
-        listed.map_err(|refused| {
-            anyhow::Error::new(refused).context(format!(
-                "cannot list {} in {}: is the CRD installed (kubectl apply --server-side -f crds/) and may this identity list it?",
-                CodeBuildRun::crd_name(),
-                ns.as_deref().unwrap_or("all namespaces"),
-            ))
-        })?;
+        wait_for_kind::<CodeBuildRun>(client, ns.as_deref()).await?;
+        wait_for_kind::<CodeBuildBatchRun>(client, ns.as_deref()).await?;
     }
     Ok(())
+}
+
+/// Waits until objects of kind `K` can be listed in `namespace` (None: all).
+async fn wait_for_kind<K>(client: &Client, namespace: Option<&str>) -> anyhow::Result<()>
+where
+    K: CustomResourceExt
+        + Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let objects: Api<K> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let listed = until_answered(|| async {
+        objects
+            .list(&ListParams::default().limit(1))
+            .await
+            .map(|_| ())
+    })
+    .await;
+    listed.map_err(|refused| {
+        anyhow::Error::new(refused).context(format!(
+            "cannot list {} in {}: is the CRD installed (kubectl apply --server-side -f crds/) and may this identity list it?",
+            K::crd_name(),
+            namespace.unwrap_or("all namespaces"),
+        ))
+    })
 }
 
 /// Calls `probe` until the apiserver answers it: Ok, or the apiserver's refusal, returned as
