@@ -3,6 +3,7 @@
 //! start rate as StartBuild.
 
 use aws_sdk_codebuild::operation::start_build_batch::StartBuildBatchInput;
+use aws_sdk_codebuild::operation::start_build_batch::builders::StartBuildBatchFluentBuilder;
 use aws_sdk_codebuild::types::{BuildBatch, SortOrderType};
 
 use super::super::batch::{BATCH_GET_BUILD_BATCHES_MAX_IDS, BatchApi, BatchesFound};
@@ -16,81 +17,8 @@ impl BatchApi for AwsBuildApi {
         target: &Target,
         input: StartBuildBatchInput,
     ) -> Result<BuildBatch, ApiError> {
-        // The fluent builder has no "from input": copy every member. The input is built by
-        // `convert::start_build_batch_input`, which covers every spec member.
-        let StartBuildBatchInput {
-            project_name,
-            secondary_sources_override,
-            secondary_sources_version_override,
-            source_version,
-            artifacts_override,
-            secondary_artifacts_override,
-            environment_variables_override,
-            source_type_override,
-            source_location_override,
-            source_auth_override,
-            git_clone_depth_override,
-            git_submodules_config_override,
-            buildspec_override,
-            insecure_ssl_override,
-            report_build_batch_status_override,
-            environment_type_override,
-            image_override,
-            compute_type_override,
-            certificate_override,
-            cache_override,
-            service_role_override,
-            privileged_mode_override,
-            build_timeout_in_minutes_override,
-            queued_timeout_in_minutes_override,
-            encryption_key_override,
-            idempotency_token,
-            logs_config_override,
-            registry_credential_override,
-            image_pull_credentials_type_override,
-            build_batch_config_override,
-            debug_session_enabled,
-            ..
-        } = input;
-        let client = self.client(target);
-        let call = async {
-            client
-                .start_build_batch()
-                .set_project_name(project_name)
-                .set_secondary_sources_override(secondary_sources_override)
-                .set_secondary_sources_version_override(secondary_sources_version_override)
-                .set_source_version(source_version)
-                .set_artifacts_override(artifacts_override)
-                .set_secondary_artifacts_override(secondary_artifacts_override)
-                .set_environment_variables_override(environment_variables_override)
-                .set_source_type_override(source_type_override)
-                .set_source_location_override(source_location_override)
-                .set_source_auth_override(source_auth_override)
-                .set_git_clone_depth_override(git_clone_depth_override)
-                .set_git_submodules_config_override(git_submodules_config_override)
-                .set_buildspec_override(buildspec_override)
-                .set_insecure_ssl_override(insecure_ssl_override)
-                .set_report_build_batch_status_override(report_build_batch_status_override)
-                .set_environment_type_override(environment_type_override)
-                .set_image_override(image_override)
-                .set_compute_type_override(compute_type_override)
-                .set_certificate_override(certificate_override)
-                .set_cache_override(cache_override)
-                .set_service_role_override(service_role_override)
-                .set_privileged_mode_override(privileged_mode_override)
-                .set_build_timeout_in_minutes_override(build_timeout_in_minutes_override)
-                .set_queued_timeout_in_minutes_override(queued_timeout_in_minutes_override)
-                .set_encryption_key_override(encryption_key_override)
-                .set_idempotency_token(idempotency_token)
-                .set_logs_config_override(logs_config_override)
-                .set_registry_credential_override(registry_credential_override)
-                .set_image_pull_credentials_type_override(image_pull_credentials_type_override)
-                .set_build_batch_config_override(build_batch_config_override)
-                .set_debug_session_enabled(debug_session_enabled)
-                .send()
-                .await
-                .map_err(|e| ApiError::from_sdk(&e))
-        };
+        let request = start_build_batch_request(self.client(target), input);
+        let call = async { request.send().await.map_err(|e| ApiError::from_sdk(&e)) };
         let out = self.observe("StartBuildBatch", target, call).await?;
         self.start_went_through(target);
         out.build_batch.ok_or_else(|| no_batch("StartBuildBatch"))
@@ -180,6 +108,82 @@ impl BatchApi for AwsBuildApi {
             next_token: out.next_token,
         })
     }
+}
+
+/// The StartBuildBatch call for `input` on `client`. The fluent builder has no "from input":
+/// every member is copied. The input is built by `convert::start_build_batch_input`, which
+/// covers every spec member.
+fn start_build_batch_request(
+    client: aws_sdk_codebuild::Client,
+    input: StartBuildBatchInput,
+) -> StartBuildBatchFluentBuilder {
+    let StartBuildBatchInput {
+        project_name,
+        secondary_sources_override,
+        secondary_sources_version_override,
+        source_version,
+        artifacts_override,
+        secondary_artifacts_override,
+        environment_variables_override,
+        source_type_override,
+        source_location_override,
+        source_auth_override,
+        git_clone_depth_override,
+        git_submodules_config_override,
+        buildspec_override,
+        insecure_ssl_override,
+        report_build_batch_status_override,
+        environment_type_override,
+        image_override,
+        compute_type_override,
+        certificate_override,
+        cache_override,
+        service_role_override,
+        privileged_mode_override,
+        build_timeout_in_minutes_override,
+        queued_timeout_in_minutes_override,
+        encryption_key_override,
+        idempotency_token,
+        logs_config_override,
+        registry_credential_override,
+        image_pull_credentials_type_override,
+        build_batch_config_override,
+        debug_session_enabled,
+        ..
+    } = input;
+    client
+        .start_build_batch()
+        .set_project_name(project_name)
+        .set_secondary_sources_override(secondary_sources_override)
+        .set_secondary_sources_version_override(secondary_sources_version_override)
+        .set_source_version(source_version)
+        .set_artifacts_override(artifacts_override)
+        .set_secondary_artifacts_override(secondary_artifacts_override)
+        .set_environment_variables_override(environment_variables_override)
+        .set_source_type_override(source_type_override)
+        .set_source_location_override(source_location_override)
+        .set_source_auth_override(source_auth_override)
+        .set_git_clone_depth_override(git_clone_depth_override)
+        .set_git_submodules_config_override(git_submodules_config_override)
+        .set_buildspec_override(buildspec_override)
+        .set_insecure_ssl_override(insecure_ssl_override)
+        .set_report_build_batch_status_override(report_build_batch_status_override)
+        .set_environment_type_override(environment_type_override)
+        .set_image_override(image_override)
+        .set_compute_type_override(compute_type_override)
+        .set_certificate_override(certificate_override)
+        .set_cache_override(cache_override)
+        .set_service_role_override(service_role_override)
+        .set_privileged_mode_override(privileged_mode_override)
+        .set_build_timeout_in_minutes_override(build_timeout_in_minutes_override)
+        .set_queued_timeout_in_minutes_override(queued_timeout_in_minutes_override)
+        .set_encryption_key_override(encryption_key_override)
+        .set_idempotency_token(idempotency_token)
+        .set_logs_config_override(logs_config_override)
+        .set_registry_credential_override(registry_credential_override)
+        .set_image_pull_credentials_type_override(image_pull_credentials_type_override)
+        .set_build_batch_config_override(build_batch_config_override)
+        .set_debug_session_enabled(debug_session_enabled)
 }
 
 fn no_batch(operation: &str) -> ApiError {
