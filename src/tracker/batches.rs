@@ -193,14 +193,7 @@ impl<B: BatchApi> BatchTracker<B> {
                 }
             }
         }
-        let mut calls = Vec::new();
-        for (target, mut ids) in by_target {
-            ids.sort();
-            for chunk in ids.chunks(BATCH_GET_BUILD_BATCHES_MAX_IDS) {
-                calls.push((target.clone(), chunk.to_vec()));
-            }
-        }
-        calls
+        super::calls_per_target(by_target, BATCH_GET_BUILD_BATCHES_MAX_IDS)
     }
 
     /// Makes the calls (a few at once) and applies their answers. Returns the calls

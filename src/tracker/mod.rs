@@ -365,14 +365,7 @@ impl<B: BuildApi> Tracker<B> {
                 }
             }
         }
-        let mut calls = Vec::new();
-        for (target, mut ids) in by_target {
-            ids.sort();
-            for chunk in ids.chunks(BATCH_GET_BUILDS_MAX_IDS) {
-                calls.push((target.clone(), chunk.to_vec()));
-            }
-        }
-        calls
+        calls_per_target(by_target, BATCH_GET_BUILDS_MAX_IDS)
     }
 
     /// Stores one BatchGetBuilds answer; triggers (and counts) the runs whose build changed.
@@ -417,6 +410,21 @@ impl<B: BuildApi> Tracker<B> {
     fn trigger(&self, owners: &[ObjectRef<CodeBuildRun>]) {
         send(&self.triggers, owners);
     }
+}
+
+/// The calls for `by_target`'s ids: per target, sorted, at most `max_ids` each.
+fn calls_per_target(
+    by_target: BTreeMap<Target, Vec<String>>,
+    max_ids: usize,
+) -> Vec<(Target, Vec<String>)> {
+    let mut calls = Vec::new();
+    for (target, mut ids) in by_target {
+        ids.sort();
+        for chunk in ids.chunks(max_ids) {
+            calls.push((target.clone(), chunk.to_vec()));
+        }
+    }
+    calls
 }
 
 /// Sends each of `owners` to the controllers in `triggers` that watch its namespace.
